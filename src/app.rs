@@ -1,0 +1,230 @@
+//! Wiring: the only module that knows every other one. `App::build` connects and migrates the
+//! store, loads (or creates) the signing keys, binds the listener and builds the router;
+//! `run_until_stopped` serves until the shutdown future resolves.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::clock::Clock;
+use crate::config::ServeConfig;
+use crate::http::{self, AppState, discovery::Discovery};
+use crate::model::{Client, GrantType, ScopeSet, Secret};
+use crate::oauth::{Lifetimes, OAuth, client_auth};
+use crate::password::Passwords;
+use crate::store::{NewUser, Store};
+use crate::tokens::{Keys, TokenIssuer, keys};
+
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+    keys_dir: PathBuf,
+    keys_reload_interval: Duration,
+}
+
+impl App {
+    pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Clock::system()).await
+    }
+
+    /// As [`App::build`], with a clock the caller controls (tests move it forward).
+    pub async fn build_with_clock(config: ServeConfig, clock: Clock) -> anyhow::Result<Self> {
+        let store = Store::connect(&config.database_url).await?;
+
+        let dir = config.keys_dir.clone();
+        let ring = tokio::task::spawn_blocking(move || keys::load_or_generate(&dir))
+            .await?
+            .with_context(|| {
+                format!(
+                    "cannot load the signing keys from {}",
+                    config.keys_dir.display()
+                )
+            })?;
+        if let Some(mode) = keys::dir_mode(&config.keys_dir).filter(|m| m & 0o077 != 0) {
+            tracing::warn!(
+                dir = %config.keys_dir.display(),
+                "keys dir has mode {mode:o}; run: chmod 700 {}",
+                config.keys_dir.display()
+            );
+        }
+
+        let (params, workers, queue) = (config.hash_params, config.hash_workers, config.hash_queue);
+        let passwords =
+            tokio::task::spawn_blocking(move || Passwords::new(params, workers, queue)).await??;
+
+        let listener = TcpListener::bind(config.bind).await.with_context(|| {
+            format!(
+                "cannot listen on {}; is another server using it? choose another with --bind",
+                config.bind
+            )
+        })?;
+        let addr = listener.local_addr()?;
+        let issuer = config
+            .issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+
+        let oauth = OAuth {
+            store,
+            tokens: TokenIssuer::new(issuer.clone(), Keys::new(ring)),
+            passwords,
+            lifetimes: Lifetimes {
+                access_token: config.access_token_ttl,
+                id_token: config.id_token_ttl,
+            },
+        };
+        let state = AppState {
+            oauth,
+            clock,
+            discovery: Arc::new(Discovery::new(&issuer)),
+        };
+        Ok(Self {
+            listener,
+            state,
+            keys_dir: config.keys_dir,
+            keys_reload_interval: config.keys_reload_interval,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn issuer(&self) -> &str {
+        self.state.oauth.tokens.issuer()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then lets requests in flight finish. Meanwhile the
+    /// keys dir is watched: a change is picked up within the reload interval, or at once on
+    /// SIGHUP.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let watcher = tokio::spawn(watch_keys(
+            self.state.oauth.tokens.keys().clone(),
+            self.keys_dir.clone(),
+            self.keys_reload_interval,
+        ));
+        tracing::info!(issuer = self.issuer(), addr = %self.local_addr(), "ferrid is serving");
+        let served = axum::serve(self.listener, http::router(self.state))
+            .with_graceful_shutdown(shutdown)
+            .await;
+        watcher.abort();
+        served.context("the HTTP server failed")
+    }
+
+    /// `--demo`: on an empty database, creates a demo client and user, and returns the curl
+    /// commands that get and use a token. The credentials are random and shown only here.
+    pub async fn seed_demo(&self) -> anyhow::Result<String> {
+        let store = &self.state.oauth.store;
+        if !store.is_empty().await? {
+            return Ok(
+                "ferrid --demo: the database already has users or clients, so no demo data \
+                       was created (demo credentials are printed only on the first start)."
+                    .into(),
+            );
+        }
+        let now = self.state.clock.now();
+        let secret = client_auth::new_client_secret()?;
+        let client = Client {
+            id: "demo-app".into(),
+            secret_hash: Some(client_auth::hash_client_secret(secret.expose())),
+            grant_types: vec![GrantType::Password],
+            scopes: ScopeSet::parse("openid profile email items:read")?,
+            redirect_uris: vec![],
+            audiences: vec![],
+            created_at: now,
+        };
+        store.insert_client(&client).await?;
+        let password: String = client_auth::random_token()?.chars().take(20).collect();
+        let hash = self
+            .state
+            .oauth
+            .passwords
+            .hash(Secret::new(password.clone()))
+            .await?;
+        store
+            .insert_user(
+                &NewUser {
+                    username: "alice".into(),
+                    password_hash: hash,
+                    name: Some("Alice Example".into()),
+                    email: Some("alice@example.com".into()),
+                    email_verified: true,
+                    scopes: ScopeSet::parse("items:read")?,
+                    disabled: false,
+                },
+                now,
+            )
+            .await?;
+        let base = self.issuer().trim_end_matches('/');
+        Ok(format!(
+            "ferrid --demo: created client \"demo-app\" and user \"alice\". These credentials are \
+             shown only once.\n\n\
+             Get a token (password grant):\n\n  \
+             curl -s -u 'demo-app:{secret}' -d grant_type=password -d username=alice \
+             -d 'password={password}' -d 'scope=openid profile email items:read' {base}/token\n\n\
+             Get a token and read userinfo with it:\n\n  \
+             TOKEN=$(curl -s -u 'demo-app:{secret}' -d grant_type=password -d username=alice \
+             -d 'password={password}' -d 'scope=openid profile email' {base}/token \
+             | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')\n  \
+             curl -s -H \"Authorization: Bearer $TOKEN\" {base}/userinfo\n",
+            secret = secret.expose(),
+        ))
+    }
+}
+
+/// Reloads the key ring when the keys dir changes (checked every `interval`, and at once on
+/// SIGHUP). A dir that fails to load keeps the keys already served, and says why in the log.
+async fn watch_keys(keys: Keys, dir: PathBuf, interval: Duration) {
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let fingerprint = |dir: PathBuf| async move {
+        tokio::task::spawn_blocking(move || keys::fingerprint(&dir))
+            .await
+            .ok()
+            .and_then(Result::ok)
+    };
+    let mut last = fingerprint(dir.clone()).await;
+    loop {
+        let forced = tokio::select! {
+            _ = tokio::time::sleep(interval) => false,
+            Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => None } } => true,
+        };
+        let now = fingerprint(dir.clone()).await;
+        if !forced && now == last {
+            continue;
+        }
+        last = now;
+        let load_dir = dir.clone();
+        match tokio::task::spawn_blocking(move || keys::load(&load_dir)).await {
+            Ok(Ok(ring)) => {
+                tracing::info!(
+                    signing_kid = ring.signing_kid(),
+                    keys = ring.keys().len(),
+                    "signing keys reloaded"
+                );
+                keys.replace(ring);
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "keys dir changed but cannot be loaded; still serving the previous keys")
+            }
+            Err(e) => tracing::error!(error = %e, "key reload task failed"),
+        }
+    }
+}

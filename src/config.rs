@@ -1,0 +1,188 @@
+//! Configuration of `ferrid serve`: one clap struct (every flag also read from a `FERRID_…`
+//! environment variable), validated once into [`ServeConfig`]. Tests build `ServeConfig`
+//! directly and never touch the process environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::password::HashParams;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://ferrid.db";
+pub const DEFAULT_KEYS_DIR: &str = "keys";
+
+/// Where the data lives; accepted by every subcommand.
+#[derive(Args, Clone, Debug)]
+pub struct StorageArgs {
+    /// Database URL: `sqlite://PATH` (created on first start). Default: sqlite://ferrid.db.
+    #[arg(long, global = true, env = "FERRID_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+
+    /// Directory of the RSA signing keys (PKCS#8 PEM, mode 0600). Default: keys.
+    #[arg(long, global = true, env = "FERRID_KEYS_DIR", default_value = DEFAULT_KEYS_DIR)]
+    pub keys_dir: PathBuf,
+}
+
+/// The flags of `ferrid serve`.
+#[derive(Args, Clone, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on. Default: 127.0.0.1:8080.
+    #[arg(long, env = "FERRID_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// The issuer: used as `iss` and to build every URL in discovery. Default: http://<bind>.
+    #[arg(long, env = "FERRID_ISSUER")]
+    pub issuer: Option<String>,
+
+    /// Lifetime of access tokens. Default: 15m.
+    #[arg(long, env = "FERRID_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = parse_ttl)]
+    pub access_token_ttl: Duration,
+
+    /// Lifetime of ID tokens. Default: 15m.
+    #[arg(long, env = "FERRID_ID_TOKEN_TTL", default_value = "15m", value_parser = parse_ttl)]
+    pub id_token_ttl: Duration,
+
+    /// Absolute lifetime of a refresh-token family. Default: 30d.
+    #[arg(long, env = "FERRID_REFRESH_TOKEN_TTL", default_value = "30d", value_parser = parse_ttl)]
+    pub refresh_token_ttl: Duration,
+
+    /// argon2id memory cost in KiB. Default: 19456 (OWASP).
+    #[arg(long, env = "FERRID_ARGON2_MEMORY_KIB", default_value_t = HashParams::default().memory_kib)]
+    pub argon2_memory_kib: u32,
+
+    /// argon2id iterations. Default: 2 (OWASP).
+    #[arg(long, env = "FERRID_ARGON2_ITERATIONS", default_value_t = HashParams::default().iterations)]
+    pub argon2_iterations: u32,
+
+    /// argon2id lanes. Default: 1 (OWASP).
+    #[arg(long, env = "FERRID_ARGON2_PARALLELISM", default_value_t = HashParams::default().parallelism)]
+    pub argon2_parallelism: u32,
+
+    /// Password checks that may wait for a free core before logins are answered 503.
+    /// Default: 128 per core (about 1.7 s of work at OWASP parameters).
+    #[arg(long, env = "FERRID_HASH_QUEUE")]
+    pub hash_queue: Option<usize>,
+
+    /// On an empty database, create a demo client and user and print how to get a token.
+    #[arg(long, env = "FERRID_DEMO")]
+    pub demo: bool,
+}
+
+/// Parses a human duration (`90s`, `15m`, `30d`); zero is refused.
+pub fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("{e}; write a duration such as 90s, 15m, 12h or 30d"))?;
+    if d.is_zero() {
+        return Err("a lifetime must be longer than zero".into());
+    }
+    Ok(d)
+}
+
+/// Everything `App::build` needs, validated.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub bind: SocketAddr,
+    /// `None`: `http://<the address actually bound>`.
+    pub issuer: Option<String>,
+    pub database_url: String,
+    pub keys_dir: PathBuf,
+    pub access_token_ttl: Duration,
+    pub id_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub hash_params: HashParams,
+    pub hash_workers: usize,
+    pub hash_queue: usize,
+    pub demo: bool,
+    /// How often the keys dir is checked for changes (SIGHUP checks at once).
+    pub keys_reload_interval: Duration,
+}
+
+impl ServeConfig {
+    /// Defaults for everything but where the data lives: what tests start from.
+    pub fn new(database_url: impl Into<String>, keys_dir: impl Into<PathBuf>) -> Self {
+        let workers = available_cores();
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            issuer: None,
+            database_url: database_url.into(),
+            keys_dir: keys_dir.into(),
+            access_token_ttl: Duration::from_secs(15 * 60),
+            id_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            hash_params: HashParams::default(),
+            hash_workers: workers,
+            hash_queue: 128 * workers,
+            demo: false,
+            keys_reload_interval: Duration::from_secs(5),
+        }
+    }
+
+    pub fn from_args(serve: ServeArgs, storage: StorageArgs) -> anyhow::Result<Self> {
+        let mut config = Self::new(storage.database_url, storage.keys_dir);
+        if let Some(issuer) = &serve.issuer {
+            validate_issuer(issuer)?;
+        }
+        config.bind = serve.bind;
+        config.issuer = serve.issuer;
+        config.access_token_ttl = serve.access_token_ttl;
+        config.id_token_ttl = serve.id_token_ttl;
+        config.refresh_token_ttl = serve.refresh_token_ttl;
+        config.hash_params = HashParams {
+            memory_kib: serve.argon2_memory_kib,
+            iterations: serve.argon2_iterations,
+            parallelism: serve.argon2_parallelism,
+        };
+        if let Some(queue) = serve.hash_queue {
+            config.hash_queue = queue;
+        }
+        config.demo = serve.demo;
+        Ok(config)
+    }
+}
+
+/// OIDC Discovery §3 / RFC 8414 §2: the issuer is an https (or, for development, http) URL
+/// with no query or fragment. A trailing slash is kept as given: `iss` is compared as a string.
+pub fn validate_issuer(issuer: &str) -> anyhow::Result<()> {
+    let url = url::Url::parse(issuer).map_err(|e| {
+        anyhow::anyhow!(
+            "--issuer {issuer:?} is not a URL ({e}); give one like https://id.example.com"
+        )
+    })?;
+    if !matches!(url.scheme(), "https" | "http") || url.host().is_none() {
+        anyhow::bail!("--issuer must be an https:// (or http:// for development) URL with a host");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        anyhow::bail!("--issuer may not have a query or fragment (RFC 8414 §2)");
+    }
+    Ok(())
+}
+
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttls_are_human_durations() {
+        assert_eq!(parse_ttl("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_ttl("30d").unwrap(), Duration::from_secs(30 * 86400));
+        assert!(parse_ttl("0s").is_err());
+        assert!(parse_ttl("soon").unwrap_err().contains("15m"));
+    }
+
+    #[test]
+    fn issuers_must_be_plain_http_urls() {
+        assert!(validate_issuer("https://id.example.com").is_ok());
+        assert!(validate_issuer("http://127.0.0.1:8080/tenant/").is_ok());
+        assert!(validate_issuer("id.example.com").is_err());
+        assert!(validate_issuer("https://id.example.com/?x=1").is_err());
+        assert!(validate_issuer("ftp://id.example.com").is_err());
+    }
+}

@@ -1,0 +1,65 @@
+//! `GET /.well-known/openid-configuration` (OpenID Connect Discovery 1.0 §4) and
+//! `GET /.well-known/oauth-authorization-server` (RFC 8414 §3): one document, built once at
+//! start, listing only what this build implements.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde_json::json;
+
+use super::paths;
+use super::state::AppState;
+use crate::model::{EMAIL, OPENID, PROFILE};
+use crate::oauth::grants;
+
+/// The serialized document and its ETag.
+pub struct Discovery {
+    pub body: String,
+    pub etag: String,
+}
+
+impl Discovery {
+    pub fn new(issuer: &str) -> Self {
+        // Endpoints hang off the issuer; a path in the issuer is kept (a proxy maps it).
+        let base = issuer.trim_end_matches('/');
+        let url = |path: &str| format!("{base}{path}");
+        let grant_types: Vec<&str> = grants::SUPPORTED.iter().map(|g| g.as_str()).collect();
+        let doc = json!({
+            "issuer": issuer,
+            "token_endpoint": url(paths::TOKEN),
+            "jwks_uri": url(paths::JWKS),
+            "userinfo_endpoint": url(paths::USERINFO),
+            "grant_types_supported": grant_types,
+            // No authorization endpoint in this build, so no response type is supported
+            // (RFC 8414 §2 and OIDC Discovery §3 make the member itself required).
+            "response_types_supported": [],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "token_endpoint_auth_methods_supported":
+                ["client_secret_basic", "client_secret_post", "none"],
+            "scopes_supported": [OPENID, PROFILE, EMAIL],
+            "claims_supported": [
+                "iss", "sub", "aud", "exp", "iat", "auth_time", "at_hash",
+                "name", "preferred_username", "email", "email_verified",
+            ],
+            "claims_parameter_supported": false,
+            "request_parameter_supported": false,
+            // OIDC Discovery §3: this one defaults to true, so say no explicitly.
+            "request_uri_parameter_supported": false,
+        });
+        let body = doc.to_string();
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body.as_bytes());
+        let etag = format!("\"{}\"", super::hex(&digest.as_ref()[..12]));
+        Self { body, etag }
+    }
+}
+
+/// Serves the discovery document from memory.
+pub async fn discovery(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    super::cached_json(
+        &headers,
+        s.discovery.body.clone(),
+        &s.discovery.etag,
+        "public, max-age=3600",
+    )
+}

@@ -1,0 +1,9 @@
+//! Route paths, shared by the router and the discovery document: change one, both follow.
+
+pub const OPENID_CONFIGURATION: &str = "/.well-known/openid-configuration";
+pub const OAUTH_AUTHORIZATION_SERVER: &str = "/.well-known/oauth-authorization-server";
+pub const JWKS: &str = "/jwks.json";
+pub const TOKEN: &str = "/token";
+pub const USERINFO: &str = "/userinfo";
+pub const HEALTHZ: &str = "/healthz";
+pub const READYZ: &str = "/readyz";

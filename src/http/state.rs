@@ -1,0 +1,23 @@
+//! What every handler can reach.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+
+use crate::clock::Clock;
+use crate::oauth::OAuth;
+
+use super::discovery::Discovery;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub oauth: OAuth,
+    pub clock: Clock,
+    pub discovery: Arc<Discovery>,
+}
+
+impl FromRef<AppState> for Clock {
+    fn from_ref(s: &AppState) -> Self {
+        s.clock.clone()
+    }
+}

@@ -1,0 +1,197 @@
+//! Client authentication at the token endpoint (RFC 6749 §2.3): `client_secret_basic`,
+//! `client_secret_post`, and `none` for public clients (§2.1, §3.2.1).
+
+use base64::Engine;
+use subtle::ConstantTimeEq;
+
+use super::OAuthError;
+use crate::model::{Client, Secret};
+use crate::store::Store;
+
+/// How the client presented itself.
+#[derive(Debug)]
+pub enum ClientAuth {
+    /// `Authorization: Basic` (client_secret_basic).
+    Basic { client_id: String, secret: Secret },
+    /// `client_id` and `client_secret` in the form body (client_secret_post).
+    Post { client_id: String, secret: Secret },
+    /// `client_id` only: a public client (`none`).
+    Public { client_id: String },
+}
+
+impl ClientAuth {
+    /// Combines the Basic header (if any) with the form's `client_id` / `client_secret`.
+    /// RFC 6749 §2.3: a client MUST NOT use more than one authentication method per request.
+    pub fn from_parts(
+        basic: Option<(String, Secret)>,
+        form_client_id: Option<&str>,
+        form_secret: Option<&str>,
+    ) -> Result<Self, OAuthError> {
+        match (basic, form_client_id, form_secret) {
+            (Some(_), _, Some(_)) => Err(OAuthError::invalid_request(
+                "client credentials were sent both in the Authorization header and in the body; use one",
+            )),
+            (Some((id, _)), Some(form_id), None) if form_id != id => {
+                Err(OAuthError::invalid_request(
+                    "client_id in the body differs from the one in the Authorization header",
+                ))
+            }
+            (Some((client_id, secret)), _, None) => Ok(ClientAuth::Basic { client_id, secret }),
+            (None, Some(id), Some(secret)) => Ok(ClientAuth::Post {
+                client_id: id.to_owned(),
+                secret: Secret::new(secret),
+            }),
+            (None, Some(id), None) => Ok(ClientAuth::Public {
+                client_id: id.to_owned(),
+            }),
+            // No client identification at all: authentication failed (§5.2 invalid_client).
+            (None, None, _) => Err(OAuthError::InvalidClient),
+        }
+    }
+
+    pub fn client_id(&self) -> &str {
+        match self {
+            ClientAuth::Basic { client_id, .. }
+            | ClientAuth::Post { client_id, .. }
+            | ClientAuth::Public { client_id } => client_id,
+        }
+    }
+}
+
+/// Parses `Authorization: Basic base64(client_id ":" client_secret)`, where both parts are
+/// application/x-www-form-urlencoded before encoding (RFC 6749 §2.3.1). `None` when the
+/// header is another scheme; `Err(InvalidClient)` when it is Basic but malformed.
+pub fn parse_basic(header: &str) -> Result<Option<(String, Secret)>, OAuthError> {
+    let Some((scheme, rest)) = header.split_once(' ') else {
+        return Ok(None);
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .map_err(|_| OAuthError::InvalidClient)?;
+    let decoded = String::from_utf8(decoded).map_err(|_| OAuthError::InvalidClient)?;
+    let (id, secret) = decoded.split_once(':').ok_or(OAuthError::InvalidClient)?;
+    let id = form_decode(id);
+    if id.is_empty() {
+        return Err(OAuthError::InvalidClient);
+    }
+    Ok(Some((id, Secret::new(form_decode(secret)))))
+}
+
+fn form_decode(s: &str) -> String {
+    form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// Authenticates the client. Every failure is the same `invalid_client`, so the answer does
+/// not tell an unknown client from a wrong secret.
+pub async fn authenticate(store: &Store, auth: &ClientAuth) -> Result<Client, OAuthError> {
+    let client = store
+        .client(auth.client_id())
+        .await
+        .map_err(|e| OAuthError::Internal(e.into()))?;
+    let presented = match auth {
+        ClientAuth::Basic { secret, .. } | ClientAuth::Post { secret, .. } => Some(secret),
+        ClientAuth::Public { .. } => None,
+    };
+    // Hash even when there is no client, so both paths do the same work.
+    let presented_hash = presented.map(|s| hash_client_secret(s.expose()));
+    let Some(client) = client else {
+        return Err(OAuthError::InvalidClient);
+    };
+    match (&client.secret_hash, presented_hash) {
+        (Some(stored), Some(presented))
+            if bool::from(stored.as_bytes().ct_eq(presented.as_bytes())) =>
+        {
+            Ok(client)
+        }
+        // A public client authenticates with its id alone (RFC 6749 §2.1, §3.2.1).
+        (None, None) => Ok(client),
+        _ => Err(OAuthError::InvalidClient),
+    }
+}
+
+/// A new client secret: 256 random bits, base64url (43 characters).
+pub fn new_client_secret() -> anyhow::Result<Secret> {
+    random_token().map(Secret::new)
+}
+
+/// 256 random bits from the system RNG, base64url without padding.
+pub fn random_token() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Client secrets are 256-bit random values, so a fast hash is enough (no brute force can
+/// walk that space); stored as lower-case hex SHA-256.
+pub fn hash_client_secret(secret: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::STANDARD;
+
+    fn basic(raw: &str) -> String {
+        format!("Basic {}", STANDARD.encode(raw))
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let (id, secret) = parse_basic(&basic("my%20app:s%3Ae+cret")).unwrap().unwrap();
+        assert_eq!(id, "my app");
+        assert_eq!(secret.expose(), "s:e cret");
+        assert!(parse_basic("Bearer abc").unwrap().is_none());
+        assert!(parse_basic("basic !!!").is_err());
+        assert!(parse_basic(&basic("no-colon")).is_err());
+        assert!(parse_basic(&basic(":secret")).is_err());
+    }
+
+    #[test]
+    fn one_authentication_method_per_request() {
+        let b = || Some(("app".to_owned(), Secret::new("s")));
+        assert!(matches!(
+            ClientAuth::from_parts(b(), None, Some("s")),
+            Err(OAuthError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            ClientAuth::from_parts(b(), Some("other"), None),
+            Err(OAuthError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            ClientAuth::from_parts(b(), Some("app"), None),
+            Ok(ClientAuth::Basic { .. })
+        ));
+        assert!(matches!(
+            ClientAuth::from_parts(None, Some("app"), Some("s")),
+            Ok(ClientAuth::Post { .. })
+        ));
+        assert!(matches!(
+            ClientAuth::from_parts(None, Some("app"), None),
+            Ok(ClientAuth::Public { .. })
+        ));
+        assert!(matches!(
+            ClientAuth::from_parts(None, None, Some("s")),
+            Err(OAuthError::InvalidClient)
+        ));
+    }
+
+    #[test]
+    fn client_secrets_are_256_bit_and_hashed_as_hex_sha256() {
+        let s = new_client_secret().unwrap();
+        assert_eq!(s.expose().len(), 43);
+        assert_ne!(s.expose(), new_client_secret().unwrap().expose());
+        assert_eq!(
+            hash_client_secret("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

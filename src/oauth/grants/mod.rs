@@ -1,0 +1,127 @@
+//! The token endpoint's grants (RFC 6749 §4), one file each, and the token minting they share.
+
+mod password;
+
+use serde::Serialize;
+
+use super::client_auth::{self, ClientAuth};
+use super::{OAuth, OAuthError, Params};
+use crate::model::{Client, EMAIL, GrantType, OPENID, PROFILE, ScopeSet, User};
+use crate::tokens::{AccessClaims, Audience, IdClaims, ProfileClaims, at_hash};
+
+/// A successful token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+/// The grant types this build implements; discovery advertises exactly these.
+pub const SUPPORTED: [GrantType; 1] = [GrantType::Password];
+
+impl OAuth {
+    /// `POST /token`: authenticates the client, then runs the grant it asked for.
+    #[tracing::instrument(skip_all, fields(client_id = auth.client_id(), grant_type))]
+    pub async fn token(
+        &self,
+        auth: ClientAuth,
+        params: &Params,
+        now: i64,
+    ) -> Result<TokenResponse, OAuthError> {
+        let client = client_auth::authenticate(&self.store, &auth).await?;
+        let grant = params.require("grant_type")?;
+        tracing::Span::current().record("grant_type", grant);
+        let grant = match grant.parse::<GrantType>() {
+            Ok(g) if SUPPORTED.contains(&g) => g,
+            _ => return Err(OAuthError::UnsupportedGrantType),
+        };
+        if !client.may_use(grant) {
+            // RFC 6749 §5.2 unauthorized_client; RFC 9700 §2.4 for why password is opt-in.
+            return Err(OAuthError::UnauthorizedClient(
+                "this client is not registered for this grant type",
+            ));
+        }
+        match grant {
+            GrantType::Password => self.password_grant(&client, params, now).await,
+            _ => Err(OAuthError::UnsupportedGrantType),
+        }
+    }
+
+    /// Mints the tokens of a user grant: an access token, and an ID token when `openid` was
+    /// granted.
+    pub(crate) fn mint_for_user(
+        &self,
+        client: &Client,
+        user: &User,
+        scopes: &ScopeSet,
+        auth_time: i64,
+        now: i64,
+    ) -> Result<TokenResponse, OAuthError> {
+        let access_ttl = self.lifetimes.access_token.as_secs();
+        let audiences = if client.audiences.is_empty() {
+            vec![client.id.clone()]
+        } else {
+            client.audiences.clone()
+        };
+        let access = AccessClaims {
+            iss: self.tokens.issuer().to_owned(),
+            sub: user.id.clone(),
+            aud: Audience::from_list(audiences),
+            exp: now + access_ttl as i64,
+            iat: now,
+            jti: uuid::Uuid::new_v4().to_string(),
+            client_id: client.id.clone(),
+            scope: scopes.to_string(),
+            auth_time: Some(auth_time),
+        };
+        let access_token = self.tokens.sign_access(&access).map_err(internal)?;
+        let id_token = if scopes.contains(OPENID) {
+            let id = IdClaims {
+                iss: self.tokens.issuer().to_owned(),
+                sub: user.id.clone(),
+                aud: client.id.clone(),
+                exp: now + self.lifetimes.id_token.as_secs() as i64,
+                iat: now,
+                auth_time,
+                at_hash: at_hash(&access_token),
+                nonce: None,
+                profile: profile_claims(user, scopes),
+            };
+            Some(self.tokens.sign_id(&id).map_err(internal)?)
+        } else {
+            None
+        };
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: access_ttl,
+            scope: scopes.to_string(),
+            refresh_token: None,
+            id_token,
+        })
+    }
+}
+
+/// The claims `profile` and `email` release (OIDC Core §5.4).
+pub(crate) fn profile_claims(user: &User, scopes: &ScopeSet) -> ProfileClaims {
+    let mut claims = ProfileClaims::default();
+    if scopes.contains(PROFILE) {
+        claims.name = user.name.clone();
+        claims.preferred_username = Some(user.username.clone());
+    }
+    if scopes.contains(EMAIL) && user.email.is_some() {
+        claims.email = user.email.clone();
+        claims.email_verified = Some(user.email_verified);
+    }
+    claims
+}
+
+fn internal(e: impl std::error::Error + Send + Sync + 'static) -> OAuthError {
+    OAuthError::Internal(anyhow::Error::new(e))
+}

@@ -1,0 +1,81 @@
+//! The resource owner password credentials grant (RFC 6749 §4.3).
+//!
+//! RFC 9700 §2.4 says this grant MUST NOT be used: it teaches users to type passwords into
+//! clients. ferrid keeps it for trusted first-party clients and for apps migrating from a
+//! FastAPI-style `/token` route, and makes it as hard to abuse as it can:
+//! - only clients registered for `password` may use it (`unauthorized_client` otherwise);
+//! - wrong password, unknown user and disabled user get one identical answer, after the same
+//!   work (an unknown user is checked against a dummy hash);
+//! - hashing runs on the blocking pool behind a bounded queue, answered 503 when full.
+
+use super::super::scope;
+use super::{OAuth, OAuthError, TokenResponse};
+use crate::model::{Client, Secret};
+use crate::oauth::Params;
+use crate::password::{PasswordError, Verified};
+
+/// The one answer for every failed login (RFC 6749 §5.2 invalid_grant).
+const BAD_CREDENTIALS: &str = "the username or password is incorrect";
+
+impl OAuth {
+    pub(super) async fn password_grant(
+        &self,
+        client: &Client,
+        params: &Params,
+        now: i64,
+    ) -> Result<TokenResponse, OAuthError> {
+        let username = params.require("username")?;
+        let password = Secret::new(params.require("password")?);
+        let requested = scope::parse_requested(params.get("scope"))?;
+        scope::check_client(requested.as_ref(), client)?;
+
+        let user = self
+            .store
+            .user_by_username(username)
+            .await
+            .map_err(|e| OAuthError::Internal(e.into()))?;
+        let stored = user.as_ref().map(|u| u.password_hash.clone());
+        let verified = self
+            .passwords
+            .verify(stored, password.clone())
+            .await
+            .map_err(|e| match e {
+                PasswordError::Busy => OAuthError::TemporarilyUnavailable,
+                other => OAuthError::Internal(other.into()),
+            })?;
+        let (user, rehash) = match (user, verified) {
+            // A disabled user went through the same verification as everyone else.
+            (Some(user), Verified::Match { rehash }) if !user.disabled => (user, rehash),
+            _ => {
+                tracing::info!(event = "login_failed", "password grant refused");
+                return Err(OAuthError::InvalidGrant(BAD_CREDENTIALS));
+            }
+        };
+        tracing::info!(event = "login_succeeded", user_id = %user.id, "password grant");
+        if rehash {
+            self.upgrade_hash(&user.id, &user.password_hash, password, now)
+                .await;
+        }
+        let granted = scope::grant_for_user(requested.as_ref(), client, &user)?;
+        self.mint_for_user(client, &user, &granted, now, now)
+    }
+
+    /// Replaces a bcrypt (or outdated argon2) hash with argon2id at the configured parameters,
+    /// now that the password is known. A failure is logged and the login still succeeds.
+    async fn upgrade_hash(&self, user_id: &str, old: &Secret, password: Secret, now: i64) {
+        let result = async {
+            let new = self.passwords.hash(password).await?;
+            let replaced = self
+                .store
+                .upgrade_password_hash(user_id, old, &new, now)
+                .await?;
+            anyhow::Ok(replaced)
+        }
+        .await;
+        match result {
+            Ok(true) => tracing::info!(user_id, "password hash upgraded to argon2id"),
+            Ok(false) => tracing::info!(user_id, "password changed meanwhile; hash not upgraded"),
+            Err(e) => tracing::warn!(user_id, error = %e, "could not upgrade the password hash"),
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Request parameters of the token endpoint (RFC 6749 §3.2): an
+//! application/x-www-form-urlencoded body in which no parameter appears twice and a
+//! parameter without a value counts as absent (§3.1).
+
+use std::collections::{HashMap, HashSet};
+
+use super::OAuthError;
+
+#[derive(Debug, Default)]
+pub struct Params(HashMap<String, String>);
+
+impl Params {
+    /// Parses a form body. Refuses a repeated parameter (§3.1: "Request and response
+    /// parameters MUST NOT be included more than once"), naming it.
+    pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
+        let mut seen = HashSet::new();
+        let mut map = HashMap::new();
+        for (name, value) in form_urlencoded::parse(body) {
+            if !seen.insert(name.clone()) {
+                return Err(repeated(&name));
+            }
+            // §3.1: "Parameters sent without a value MUST be treated as if they were omitted"
+            // (a second copy of one is still a repetition, caught above).
+            if !value.is_empty() {
+                map.insert(name.into_owned(), value.into_owned());
+            }
+        }
+        Ok(Self(map))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// A required parameter, or `invalid_request` naming it.
+    pub fn require(&self, name: &'static str) -> Result<&str, OAuthError> {
+        self.get(name)
+            .ok_or_else(|| OAuthError::invalid_request(format!("the {name} parameter is missing")))
+    }
+}
+
+fn repeated(name: &str) -> OAuthError {
+    // Names are echoed only when they are short and printable (RFC 6749 §5.2 charset).
+    let printable = name.len() <= 40
+        && name
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
+    if printable {
+        OAuthError::invalid_request(format!("the {name} parameter is repeated"))
+    } else {
+        OAuthError::invalid_request("a parameter is repeated")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_decoded_and_empty_ones_are_absent() {
+        let p = Params::parse(b"grant_type=password&username=ada+l%C3%B6v&scope=").unwrap();
+        assert_eq!(p.get("grant_type"), Some("password"));
+        assert_eq!(p.get("username"), Some("ada l\u{f6}v"));
+        assert_eq!(p.get("scope"), None);
+        assert!(
+            matches!(p.require("password"), Err(OAuthError::InvalidRequest(m)) if m.contains("password"))
+        );
+    }
+
+    #[test]
+    fn a_repeated_parameter_is_invalid_request() {
+        for body in [
+            &b"scope=a&scope=b"[..],
+            b"scope=a&scope=",
+            b"scope=&scope=a",
+        ] {
+            let err = Params::parse(body).unwrap_err();
+            assert!(
+                matches!(err, OAuthError::InvalidRequest(ref m) if m.contains("scope")),
+                "{body:?}"
+            );
+        }
+        assert!(
+            matches!(Params::parse(b"%22=1&%22=2"), Err(OAuthError::InvalidRequest(m)) if !m.contains('"'))
+        );
+    }
+}

@@ -1,0 +1,45 @@
+//! The UserInfo endpoint's logic (OpenID Connect Core §5.3).
+
+use serde::Serialize;
+
+use super::{BearerError, OAuth};
+use crate::model::{OPENID, ScopeSet};
+use crate::tokens::ProfileClaims;
+
+/// The UserInfo response (OIDC Core §5.3.2): `sub` and the claims of the granted scopes.
+#[derive(Debug, Serialize)]
+pub struct UserInfo {
+    pub sub: String,
+    #[serde(flatten)]
+    pub claims: ProfileClaims,
+}
+
+impl OAuth {
+    /// Answers for a Bearer access token that carries `openid` and belongs to a user who
+    /// still exists and is enabled.
+    pub async fn userinfo(&self, access_token: &str, now: i64) -> Result<UserInfo, BearerError> {
+        let claims = self.tokens.verify_access(access_token, now).map_err(|e| {
+            tracing::debug!(reason = %e, "access token refused");
+            BearerError::InvalidToken("the access token is invalid or expired")
+        })?;
+        let scopes = ScopeSet::parse(&claims.scope)
+            .map_err(|_| BearerError::InvalidToken("the access token is invalid or expired"))?;
+        if !scopes.contains(OPENID) {
+            // RFC 6750 §3.1 insufficient_scope; OIDC Core §5.3 requires openid.
+            return Err(BearerError::InsufficientScope(OPENID));
+        }
+        let user = self
+            .store
+            .user_by_id(&claims.sub)
+            .await
+            .map_err(|e| BearerError::Internal(e.into()))?
+            .filter(|u| !u.disabled)
+            .ok_or(BearerError::InvalidToken(
+                "the user of this token is gone or disabled",
+            ))?;
+        Ok(UserInfo {
+            sub: user.id.clone(),
+            claims: super::grants::profile_claims(&user, &scopes),
+        })
+    }
+}

@@ -1,0 +1,326 @@
+//! Password hashing: argon2id for everything ferrid stores, bcrypt only to verify hashes
+//! imported from FastAPI/passlib apps (they are replaced by argon2id on the next login).
+//!
+//! Hashing is slow on purpose (tens of milliseconds), so it never runs on the async workers:
+//! [`Passwords`] runs it on tokio's blocking pool, at most one job per core at a time, behind a
+//! bounded queue. When the queue is full the caller gets [`PasswordError::Busy`] at once and
+//! answers 503 + Retry-After, instead of letting a login storm queue without limit.
+
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
+
+use crate::model::Secret;
+
+/// Longest password accepted, in bytes. Longer input is refused (never hashed), so a huge
+/// "password" cannot buy extra CPU.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// argon2id cost parameters. The default is OWASP's first recommendation for argon2id
+/// (Password Storage Cheat Sheet): m = 19 MiB, t = 2, p = 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashParams {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for HashParams {
+    fn default() -> Self {
+        Self {
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+impl HashParams {
+    fn argon2(&self) -> Result<Argon2<'static>, PasswordError> {
+        let params = Params::new(self.memory_kib, self.iterations, self.parallelism, None)
+            .map_err(|e| PasswordError::Params(e.to_string()))?;
+        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    #[error("the password hashing queue is full")]
+    Busy,
+    #[error("invalid argon2 parameters: {0}")]
+    Params(String),
+    #[error("password hashing failed: {0}")]
+    Internal(String),
+}
+
+/// What a verification found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verified {
+    /// The password matches; `rehash` says the stored hash is bcrypt or argon2id with other
+    /// parameters than the configured ones, and should be replaced.
+    Match {
+        rehash: bool,
+    },
+    Mismatch,
+}
+
+/// Hashes and verifies passwords on the blocking pool with bounded concurrency.
+#[derive(Clone)]
+pub struct Passwords {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    params: HashParams,
+    argon2: Argon2<'static>,
+    /// A hash of a random password with the configured parameters: an unknown username is
+    /// verified against it, so it costs what a wrong password costs.
+    dummy_hash: String,
+    /// Jobs running: one per core.
+    running: Semaphore,
+    /// Jobs running or waiting; when none is left, the request is refused with `Busy`.
+    admitted: Semaphore,
+}
+
+impl Passwords {
+    /// Builds the hasher; computes one hash (the dummy), so call it off the async workers.
+    /// `workers` jobs run at once and up to `queue` more wait.
+    pub fn new(params: HashParams, workers: usize, queue: usize) -> Result<Self, PasswordError> {
+        let argon2 = params.argon2()?;
+        let random = uuid::Uuid::new_v4().to_string();
+        let dummy_hash = hash_with(&argon2, &random)?;
+        let workers = workers.max(1);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                params,
+                argon2,
+                dummy_hash,
+                running: Semaphore::new(workers),
+                admitted: Semaphore::new(workers + queue),
+            }),
+        })
+    }
+
+    pub fn params(&self) -> HashParams {
+        self.inner.params
+    }
+
+    /// Hashes on the calling thread. For the command line and for blocking contexts only.
+    pub fn hash_blocking(&self, password: &Secret) -> Result<Secret, PasswordError> {
+        check_length(password)?;
+        hash_with(&self.inner.argon2, password.expose()).map(Secret::new)
+    }
+
+    /// Verifies on the calling thread. `stored = None` (no such user) verifies against the
+    /// dummy hash and always answers `Mismatch`, taking the same time as a wrong password.
+    pub fn verify_blocking(&self, stored: Option<&Secret>, password: &Secret) -> Verified {
+        if password.expose().len() > MAX_PASSWORD_BYTES {
+            return Verified::Mismatch;
+        }
+        let hash = stored.map(Secret::expose).unwrap_or(&self.inner.dummy_hash);
+        let matched = if is_bcrypt(hash) {
+            // passlib and bcrypt both use only the first 72 bytes; so does this check.
+            bcrypt::verify(password.expose(), hash).unwrap_or(false)
+        } else {
+            match PasswordHash::new(hash) {
+                Ok(parsed) => self
+                    .inner
+                    .argon2
+                    .verify_password(password.expose().as_bytes(), &parsed)
+                    .is_ok(),
+                Err(_) => false,
+            }
+        };
+        match (stored, matched) {
+            (Some(stored), true) => Verified::Match {
+                rehash: self.needs_rehash(stored.expose()),
+            },
+            _ => Verified::Mismatch,
+        }
+    }
+
+    /// Whether a stored hash should be replaced by one with the configured parameters.
+    pub fn needs_rehash(&self, hash: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(hash) else {
+            return true;
+        };
+        let current = &self.inner.params;
+        let param = |name: &str| parsed.params.get_decimal(name);
+        parsed.algorithm.as_str() != "argon2id"
+            || parsed.version != Some(Version::V0x13.into())
+            || param("m") != Some(current.memory_kib)
+            || param("t") != Some(current.iterations)
+            || param("p") != Some(current.parallelism)
+    }
+
+    /// [`Passwords::verify_blocking`] on the blocking pool, behind the bounded queue.
+    pub async fn verify(
+        &self,
+        stored: Option<Secret>,
+        password: Secret,
+    ) -> Result<Verified, PasswordError> {
+        let this = self.clone();
+        self.run(move || Ok(this.verify_blocking(stored.as_ref(), &password)))
+            .await
+    }
+
+    /// [`Passwords::hash_blocking`] on the blocking pool, behind the bounded queue.
+    pub async fn hash(&self, password: Secret) -> Result<Secret, PasswordError> {
+        let this = self.clone();
+        self.run(move || this.hash_blocking(&password)).await
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
+    ) -> Result<T, PasswordError> {
+        let _admitted = self
+            .inner
+            .admitted
+            .try_acquire()
+            .map_err(|_| PasswordError::Busy)?;
+        let _running = self
+            .inner
+            .running
+            .acquire()
+            .await
+            .map_err(|e| PasswordError::Internal(e.to_string()))?;
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(job))
+            .await
+            .map_err(|e| PasswordError::Internal(e.to_string()))?
+    }
+}
+
+fn check_length(password: &Secret) -> Result<(), PasswordError> {
+    if password.expose().len() > MAX_PASSWORD_BYTES {
+        return Err(PasswordError::Internal(format!(
+            "a password may be at most {MAX_PASSWORD_BYTES} bytes long"
+        )));
+    }
+    Ok(())
+}
+
+fn hash_with(argon2: &Argon2<'_>, password: &str) -> Result<String, PasswordError> {
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    argon2
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| PasswordError::Internal(e.to_string()))
+}
+
+/// bcrypt's modular-crypt prefixes, as written by passlib, bcrypt and OpenBSD.
+pub fn is_bcrypt(hash: &str) -> bool {
+    ["$2a$", "$2b$", "$2y$", "$2x$"]
+        .iter()
+        .any(|p| hash.starts_with(p))
+}
+
+/// Whether `hash` is something ferrid can verify: an argon2 PHC string or a bcrypt hash.
+pub fn is_supported_hash(hash: &str) -> bool {
+    if is_bcrypt(hash) {
+        return hash.len() == 60;
+    }
+    PasswordHash::new(hash).is_ok_and(|h| h.algorithm.as_str().starts_with("argon2"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The user of FastAPI's security tutorial: password "secret".
+    const JOHNDOE: &str = "$2b$12$EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW";
+
+    fn cheap() -> Passwords {
+        Passwords::new(
+            HashParams {
+                memory_kib: 1024,
+                iterations: 1,
+                parallelism: 1,
+            },
+            1,
+            1,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn argon2id_round_trip_and_no_rehash_with_same_params() {
+        let p = cheap();
+        let h = p.hash_blocking(&Secret::new("correct horse")).unwrap();
+        assert!(h.expose().starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
+        let stored = Some(&h);
+        assert_eq!(
+            p.verify_blocking(stored, &Secret::new("correct horse")),
+            Verified::Match { rehash: false }
+        );
+        assert_eq!(
+            p.verify_blocking(stored, &Secret::new("wrong")),
+            Verified::Mismatch
+        );
+    }
+
+    #[test]
+    fn bcrypt_imports_verify_and_ask_for_rehash() {
+        let p = cheap();
+        let stored = Secret::new(JOHNDOE);
+        assert!(is_supported_hash(JOHNDOE));
+        assert_eq!(
+            p.verify_blocking(Some(&stored), &Secret::new("secret")),
+            Verified::Match { rehash: true }
+        );
+        assert_eq!(
+            p.verify_blocking(Some(&stored), &Secret::new("Secret")),
+            Verified::Mismatch
+        );
+    }
+
+    #[test]
+    fn other_argon2_parameters_ask_for_rehash() {
+        let strong = Passwords::new(
+            HashParams {
+                memory_kib: 2048,
+                ..cheap().params()
+            },
+            1,
+            1,
+        )
+        .unwrap();
+        let h = cheap().hash_blocking(&Secret::new("pw")).unwrap();
+        assert!(strong.needs_rehash(h.expose()));
+        assert!(!cheap().needs_rehash(h.expose()));
+    }
+
+    #[test]
+    fn unknown_user_and_oversized_password_never_match() {
+        let p = cheap();
+        assert_eq!(
+            p.verify_blocking(None, &Secret::new("anything")),
+            Verified::Mismatch
+        );
+        let h = p.hash_blocking(&Secret::new("x")).unwrap();
+        let long = Secret::new("x".repeat(MAX_PASSWORD_BYTES + 1));
+        assert_eq!(p.verify_blocking(Some(&h), &long), Verified::Mismatch);
+        assert!(p.hash_blocking(&long).is_err());
+    }
+
+    #[test]
+    fn garbage_hashes_are_not_supported() {
+        assert!(!is_supported_hash("plaintext"));
+        assert!(!is_supported_hash("$2b$12$short"));
+        assert!(!is_supported_hash("$pbkdf2-sha256$29000$abc$def"));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_busy_at_once() {
+        let p = cheap(); // 1 running + 1 waiting
+        let a = p.hash(Secret::new("a"));
+        let b = p.hash(Secret::new("b"));
+        let c = p.hash(Secret::new("c"));
+        let (a, b, c) = tokio::join!(a, b, c);
+        assert!(a.is_ok() && b.is_ok());
+        assert!(matches!(c, Err(PasswordError::Busy)));
+    }
+}

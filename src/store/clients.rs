@@ -1,0 +1,82 @@
+//! The `clients` table.
+
+use sqlx::FromRow;
+
+use super::{Store, StoreError, json_list, to_json_list};
+use crate::model::{Client, GrantType, ScopeSet};
+
+const COLUMNS: &str = "id, secret_hash, grant_types, scopes, redirect_uris, audiences, created_at";
+
+#[derive(FromRow)]
+struct ClientRow {
+    id: String,
+    secret_hash: Option<String>,
+    grant_types: String,
+    scopes: String,
+    redirect_uris: String,
+    audiences: String,
+    created_at: i64,
+}
+
+impl TryFrom<ClientRow> for Client {
+    type Error = StoreError;
+    fn try_from(r: ClientRow) -> Result<Self, StoreError> {
+        let corrupt = |what: &str, e: &dyn std::fmt::Display| {
+            StoreError::Corrupt(format!("{what} of client {}: {e}", r.id))
+        };
+        let grant_types = r
+            .grant_types
+            .split(' ')
+            .filter(|g| !g.is_empty())
+            .map(|g| g.parse::<GrantType>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| corrupt("grant types", &e))?;
+        let scopes = ScopeSet::parse(&r.scopes).map_err(|e| corrupt("scopes", &e))?;
+        Ok(Client {
+            grant_types,
+            scopes,
+            redirect_uris: json_list(&r.redirect_uris, "redirect_uris")?,
+            audiences: json_list(&r.audiences, "audiences")?,
+            id: r.id,
+            secret_hash: r.secret_hash,
+            created_at: r.created_at,
+        })
+    }
+}
+
+impl Store {
+    /// Registers a client. `Conflict` when the id is taken.
+    pub async fn insert_client(&self, c: &Client) -> Result<(), StoreError> {
+        let grants: Vec<&str> = c.grant_types.iter().map(|g| g.as_str()).collect();
+        sqlx::query(&format!(
+            "insert into clients ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7)"
+        ))
+        .bind(&c.id)
+        .bind(&c.secret_hash)
+        .bind(grants.join(" "))
+        .bind(c.scopes.to_string())
+        .bind(to_json_list(&c.redirect_uris))
+        .bind(to_json_list(&c.audiences))
+        .bind(c.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn client(&self, id: &str) -> Result<Option<Client>, StoreError> {
+        let row: Option<ClientRow> =
+            sqlx::query_as(&format!("select {COLUMNS} from clients where id = $1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(Client::try_from).transpose()
+    }
+
+    pub async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
+        let rows: Vec<ClientRow> =
+            sqlx::query_as(&format!("select {COLUMNS} from clients order by id"))
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter().map(Client::try_from).collect()
+    }
+}

@@ -1,0 +1,159 @@
+//! The `users` table.
+
+use sqlx::FromRow;
+
+use super::{Store, StoreError};
+use crate::model::{ScopeSet, Secret, User};
+
+const COLUMNS: &str = "id, username, password_hash, name, email, email_verified, scopes, \
+                       disabled, created_at, updated_at";
+
+#[derive(FromRow)]
+struct UserRow {
+    id: String,
+    username: String,
+    password_hash: String,
+    name: Option<String>,
+    email: Option<String>,
+    email_verified: bool,
+    scopes: String,
+    disabled: bool,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StoreError;
+    fn try_from(r: UserRow) -> Result<Self, StoreError> {
+        Ok(User {
+            scopes: ScopeSet::parse(&r.scopes)
+                .map_err(|e| StoreError::Corrupt(format!("scopes of user {}: {e}", r.username)))?,
+            id: r.id,
+            username: r.username,
+            password_hash: Secret::new(r.password_hash),
+            name: r.name,
+            email: r.email,
+            email_verified: r.email_verified,
+            disabled: r.disabled,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// What `insert_user` needs; the id is generated.
+#[derive(Debug)]
+pub struct NewUser {
+    pub username: String,
+    pub password_hash: Secret,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub scopes: ScopeSet,
+    pub disabled: bool,
+}
+
+impl Store {
+    /// Creates a user with a fresh UUID. `Conflict` when the username is taken.
+    pub async fn insert_user(&self, new: &NewUser, now: i64) -> Result<User, StoreError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let row: UserRow = sqlx::query_as(&format!(
+            "insert into users ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+             returning {COLUMNS}"
+        ))
+        .bind(&id)
+        .bind(&new.username)
+        .bind(new.password_hash.expose())
+        .bind(&new.name)
+        .bind(&new.email)
+        .bind(new.email_verified)
+        .bind(new.scopes.to_string())
+        .bind(new.disabled)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        row.try_into()
+    }
+
+    pub async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        let row: Option<UserRow> =
+            sqlx::query_as(&format!("select {COLUMNS} from users where username = $1"))
+                .bind(username)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(User::try_from).transpose()
+    }
+
+    pub async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+        let row: Option<UserRow> =
+            sqlx::query_as(&format!("select {COLUMNS} from users where id = $1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(User::try_from).transpose()
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let rows: Vec<UserRow> =
+            sqlx::query_as(&format!("select {COLUMNS} from users order by username"))
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter().map(User::try_from).collect()
+    }
+
+    /// Sets a new password hash. False when there is no such user.
+    pub async fn set_password_hash(
+        &self,
+        username: &str,
+        hash: &Secret,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("update users set password_hash = $1, updated_at = $2 where username = $3")
+                .bind(hash.expose())
+                .bind(now)
+                .bind(username)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Replaces the hash only if it is still `old` (a rehash after login must not undo a
+    /// password change that happened meanwhile). True when it was replaced.
+    pub async fn upgrade_password_hash(
+        &self,
+        user_id: &str,
+        old: &Secret,
+        new: &Secret,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "update users set password_hash = $1, updated_at = $2 \
+             where id = $3 and password_hash = $4",
+        )
+        .bind(new.expose())
+        .bind(now)
+        .bind(user_id)
+        .bind(old.expose())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Enables or disables a user. False when there is no such user.
+    pub async fn set_user_disabled(
+        &self,
+        username: &str,
+        disabled: bool,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("update users set disabled = $1, updated_at = $2 where username = $3")
+                .bind(disabled)
+                .bind(now)
+                .bind(username)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,145 @@
+//! Minting and verifying JWTs, RS256 only, with the keys of [`keys`]. Free of HTTP and SQL.
+//!
+//! `exp` is checked against the `now` the caller passes (time is a parameter), not against
+//! the system clock: jsonwebtoken's own `exp` check is turned off.
+
+pub mod claims;
+pub mod keys;
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+
+use jsonwebtoken::{Algorithm, Header, Validation};
+use serde::Serialize;
+
+pub use claims::{AccessClaims, Audience, IdClaims, ProfileClaims, at_hash};
+pub use keys::{KeyError, KeyRing};
+
+/// `typ` of access tokens (RFC 9068 §2.1).
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// The current key ring, shared by every request and swapped whole on reload.
+#[derive(Clone)]
+pub struct Keys {
+    ring: Arc<RwLock<Arc<KeyRing>>>,
+}
+
+impl Keys {
+    pub fn new(ring: KeyRing) -> Self {
+        Self {
+            ring: Arc::new(RwLock::new(Arc::new(ring))),
+        }
+    }
+
+    pub fn current(&self) -> Arc<KeyRing> {
+        match self.ring.read() {
+            Ok(r) => r.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn replace(&self, ring: KeyRing) {
+        let ring = Arc::new(ring);
+        match self.ring.write() {
+            Ok(mut r) => *r = ring,
+            Err(poisoned) => *poisoned.into_inner() = ring,
+        }
+    }
+}
+
+/// Why a presented access token was refused. Callers answer all of them the same way
+/// (`invalid_token`); the variants are for logs and tests.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("not a JWT")]
+    Malformed,
+    #[error("not an access token (typ must be at+jwt)")]
+    WrongType,
+    #[error("signed with an algorithm other than RS256")]
+    WrongAlgorithm,
+    #[error("signed by a key that is not in the JWKS")]
+    UnknownKey,
+    #[error("signature or claims invalid")]
+    Invalid,
+    #[error("expired")]
+    Expired,
+    #[error("signing failed: {0}")]
+    Sign(String),
+}
+
+/// Signs and verifies the tokens of one issuer.
+#[derive(Clone)]
+pub struct TokenIssuer {
+    issuer: String,
+    keys: Keys,
+}
+
+impl TokenIssuer {
+    pub fn new(issuer: String, keys: Keys) -> Self {
+        Self { issuer, keys }
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Signs an access token: RS256, `typ: at+jwt`, `kid` of the signing key.
+    pub fn sign_access(&self, claims: &AccessClaims) -> Result<String, TokenError> {
+        self.sign(Some(ACCESS_TOKEN_TYP), claims)
+    }
+
+    /// Signs an ID token: RS256, `typ: JWT`, `kid` of the signing key.
+    pub fn sign_id(&self, claims: &IdClaims) -> Result<String, TokenError> {
+        self.sign(Some("JWT"), claims)
+    }
+
+    fn sign<T: Serialize>(&self, typ: Option<&str>, claims: &T) -> Result<String, TokenError> {
+        let ring = self.keys.current();
+        let (kid, key) = ring.signing();
+        let mut header = Header::new(Algorithm::RS256);
+        header.typ = typ.map(str::to_owned);
+        header.kid = Some(kid.to_owned());
+        jsonwebtoken::encode(&header, claims, key).map_err(|e| TokenError::Sign(e.to_string()))
+    }
+
+    /// Verifies an access token of this issuer: RS256 only (no `none`, no HMAC keyed with a
+    /// public key: RFC 8725 §3.1), `typ` at+jwt (RFC 9068 §4), a `kid` in the JWKS, our `iss`,
+    /// and `exp` after `now`.
+    pub fn verify_access(&self, token: &str, now: i64) -> Result<AccessClaims, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        if header.alg != Algorithm::RS256 {
+            return Err(TokenError::WrongAlgorithm);
+        }
+        let typ = header
+            .typ
+            .as_deref()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if typ != ACCESS_TOKEN_TYP && typ != "application/at+jwt" {
+            return Err(TokenError::WrongType);
+        }
+        let ring = self.keys.current();
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| ring.decoding_key(kid))
+            .ok_or(TokenError::UnknownKey)?;
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_issuer(&[&self.issuer]);
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.leeway = 0;
+        validation.required_spec_claims =
+            HashSet::from(["exp", "iat", "iss", "sub", "aud"].map(str::to_owned));
+        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &validation)
+            .map_err(|_| TokenError::Invalid)?;
+        if data.claims.exp <= now {
+            return Err(TokenError::Expired);
+        }
+        Ok(data.claims)
+    }
+}

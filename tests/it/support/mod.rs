@@ -1,0 +1,388 @@
+//! The test harness: a real ferrid on a loopback port 0, with a fresh SQLite file and keys
+//! dir per test, driven over HTTP; and the real `ferrid` binary for command-line tests.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use ferrid::app::App;
+use ferrid::clock::Clock;
+use ferrid::config::ServeConfig;
+use ferrid::model::{Client, GrantType, ScopeSet, Secret};
+use ferrid::oauth::client_auth::hash_client_secret;
+use ferrid::password::{HashParams, Passwords};
+use ferrid::store::{NewUser, Store};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A confidential client registered for the password grant, and its secret.
+pub const CLIENT: &str = "web";
+pub const CLIENT_SECRET: &str = "web-secret-0123456789-0123456789-0123456789";
+/// A user with a password and the permission `items:read`.
+pub const USER: &str = "ada";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        ferrid::telemetry::init(false);
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub dir: TempDir,
+    pub clock: Clock,
+    pub store: Store,
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    /// A server on a fresh temp dir with the standard client and user.
+    pub async fn spawn() -> Self {
+        let app = Self::spawn_empty().await;
+        app.add_client(
+            CLIENT,
+            Some(CLIENT_SECRET),
+            &["password"],
+            "openid profile email items:read items:write",
+        )
+        .await;
+        app.add_user(USER, PASSWORD, "items:read").await;
+        app
+    }
+
+    /// A server on a fresh temp dir with no users or clients.
+    pub async fn spawn_empty() -> Self {
+        Self::spawn_in(tempfile::tempdir().expect("temp dir"), Clock::system()).await
+    }
+
+    pub fn config_for(dir: &Path) -> ServeConfig {
+        let mut config = ServeConfig::new(
+            format!("sqlite://{}", dir.join("ferrid.db").display()),
+            dir.join("keys"),
+        );
+        config.bind = "127.0.0.1:0".parse().expect("addr");
+        config.keys_reload_interval = Duration::from_millis(200);
+        config
+    }
+
+    pub async fn spawn_in(dir: TempDir, clock: Clock) -> Self {
+        Self::spawn_with(dir, clock, |_| {}).await
+    }
+
+    pub async fn spawn_with(
+        dir: TempDir,
+        clock: Clock,
+        tweak: impl FnOnce(&mut ServeConfig),
+    ) -> Self {
+        init_logs();
+        let mut config = Self::config_for(dir.path());
+        tweak(&mut config);
+        let app = App::build_with_clock(config, clock.clone())
+            .await
+            .expect("app builds");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let store = app.state().oauth.store.clone();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until_stopped(async {
+            let _ = rx.await;
+        }));
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client");
+        Self {
+            base,
+            dir,
+            clock,
+            store,
+            http,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the server (gracefully) and hands back its files.
+    pub async fn stop(mut self) -> TempDir {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server ran");
+        }
+        self.store.close().await;
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        dir
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn keys_dir(&self) -> PathBuf {
+        self.dir.path().join("keys")
+    }
+
+    pub fn database_url(&self) -> String {
+        format!("sqlite://{}", self.dir.path().join("ferrid.db").display())
+    }
+
+    pub async fn add_client(&self, id: &str, secret: Option<&str>, grants: &[&str], scopes: &str) {
+        let client = Client {
+            id: id.into(),
+            secret_hash: secret.map(hash_client_secret),
+            grant_types: grants
+                .iter()
+                .map(|g| g.parse::<GrantType>().expect("grant"))
+                .collect(),
+            scopes: ScopeSet::parse(scopes).expect("scopes"),
+            redirect_uris: vec![],
+            audiences: vec![],
+            created_at: self.clock.now(),
+        };
+        self.store
+            .insert_client(&client)
+            .await
+            .expect("client inserted");
+    }
+
+    pub async fn add_user(&self, username: &str, password: &str, scopes: &str) {
+        let hash = hash_password(password).await;
+        let user = NewUser {
+            username: username.into(),
+            password_hash: hash,
+            name: Some(format!("{username} Lovelace")),
+            email: Some(format!("{username}@example.com")),
+            email_verified: true,
+            scopes: ScopeSet::parse(scopes).expect("scopes"),
+            disabled: false,
+        };
+        self.store
+            .insert_user(&user, self.clock.now())
+            .await
+            .expect("user inserted");
+    }
+
+    /// `POST /token` with a form body and, optionally, Basic client credentials.
+    pub async fn token(
+        &self,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> reqwest::Response {
+        let mut req = self.http.post(self.url("/token")).form(form);
+        if let Some((id, secret)) = basic {
+            req = req.basic_auth(id, Some(secret));
+        }
+        req.send().await.expect("token request")
+    }
+
+    /// A password grant for the standard user and client; returns the JSON body.
+    pub async fn login(&self, scope: &str) -> Value {
+        let res = self
+            .token(
+                &[
+                    ("grant_type", "password"),
+                    ("username", USER),
+                    ("password", PASSWORD),
+                    ("scope", scope),
+                ],
+                Some((CLIENT, CLIENT_SECRET)),
+            )
+            .await;
+        assert_eq!(res.status(), 200, "login failed: {:?}", res.text().await);
+        res.json().await.expect("token json")
+    }
+
+    pub async fn userinfo(&self, token: &str) -> reqwest::Response {
+        self.http
+            .get(self.url("/userinfo"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("userinfo request")
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let res = self.http.get(self.url(path)).send().await.expect("request");
+        assert_eq!(res.status(), 200, "{path}");
+        res.json().await.expect("json")
+    }
+
+    /// Polls until `check` holds, for at most `limit`.
+    pub async fn eventually<F, Fut>(&self, limit: Duration, mut check: F) -> bool
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if check().await {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+}
+
+/// An argon2id hash with the production parameters, computed off the test's runtime workers.
+pub async fn hash_password(password: &str) -> Secret {
+    let password = Secret::new(password);
+    tokio::task::spawn_blocking(move || {
+        Passwords::new(HashParams::default(), 1, 0)
+            .expect("hasher")
+            .hash_blocking(&password)
+            .expect("hash")
+    })
+    .await
+    .expect("hash task")
+}
+
+/// The `ferrid` binary built for this test run.
+pub fn ferrid() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrid"));
+    cmd.env_remove("RUST_LOG")
+        .env_remove("FERRID_DATABASE_URL")
+        .env_remove("FERRID_KEYS_DIR");
+    cmd
+}
+
+/// Runs `ferrid ARGS --database-url … --keys-dir …` on `dir`, with `stdin` as its input.
+pub fn ferrid_cli(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = ferrid()
+        .args(args)
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", dir.join("ferrid.db").display()))
+        .arg("--keys-dir")
+        .arg(dir.join("keys"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ferrid runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("stdin written");
+    child.wait_with_output().expect("ferrid finishes")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A `ferrid serve` process on a loopback port 0, its stderr in a file.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub stdout_file: PathBuf,
+    pub log_file: PathBuf,
+}
+
+impl Server {
+    /// Starts `ferrid serve` on `dir` and waits until it serves.
+    pub fn start(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let log_file = dir.join(format!("serve-{n}.log"));
+        let stdout_file = dir.join(format!("serve-{n}.out"));
+        let mut cmd = ferrid();
+        cmd.arg("serve")
+            .args(["--bind", "127.0.0.1:0"])
+            .arg("--database-url")
+            .arg(format!("sqlite://{}", dir.join("ferrid.db").display()))
+            .arg("--keys-dir")
+            .arg(dir.join("keys"))
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout_file).expect("stdout file"))
+            .stderr(std::fs::File::create(&log_file).expect("log file"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("ferrid serve starts");
+        let start = Instant::now();
+        loop {
+            let log = std::fs::read_to_string(&log_file).unwrap_or_default();
+            if let Some(addr) = log
+                .lines()
+                .find(|l| l.contains("ferrid is serving"))
+                .and_then(|l| l.split("addr=").nth(1))
+                .and_then(|rest| rest.split_whitespace().next())
+            {
+                return Server {
+                    child,
+                    base: format!("http://{addr}"),
+                    stdout_file,
+                    log_file,
+                };
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("ferrid serve exited with {status}: {log}");
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "ferrid serve did not start: {log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// SIGTERM, then waits; returns whether it exited successfully.
+    pub fn stop(mut self) -> bool {
+        self.signal("TERM");
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            if start.elapsed() > Duration::from_secs(15) {
+                let _ = self.child.kill();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_file).unwrap_or_default()
+    }
+
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout_file).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
