@@ -117,8 +117,7 @@ impl TestApp {
             task.await.expect("server task").expect("server ran");
         }
         self.store.close().await;
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
-        dir
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"))
     }
 
     pub fn url(&self, path: &str) -> String {
