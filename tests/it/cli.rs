@@ -8,7 +8,12 @@ const JOHNDOE_HASH: &str = "$2b$12$EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vj
 
 async fn login(app: &TestApp, client: (&str, &str), user: &str, password: &str) -> u16 {
     app.token(
-        &[("grant_type", "password"), ("username", user), ("password", password), ("scope", "openid")],
+        &[
+            ("grant_type", "password"),
+            ("username", user),
+            ("password", password),
+            ("scope", "openid"),
+        ],
         Some(client),
     )
     .await
@@ -17,7 +22,20 @@ async fn login(app: &TestApp, client: (&str, &str), user: &str, password: &str) 
 }
 
 fn add_client(dir: &std::path::Path, id: &str) -> String {
-    let out = ferrid_cli(dir, &["client", "add", id, "--grant-type", "password", "--scope", "openid", "--json"], "");
+    let out = ferrid_cli(
+        dir,
+        &[
+            "client",
+            "add",
+            id,
+            "--grant-type",
+            "password",
+            "--scope",
+            "openid",
+            "--json",
+        ],
+        "",
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let printed: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(printed["client_id"], id);
@@ -32,7 +50,19 @@ async fn users_are_managed_from_the_command_line() {
     assert_eq!(secret.len(), 43, "256-bit secret, base64url");
     let client = ("web", secret.as_str());
 
-    let out = ferrid_cli(dir, &["user", "add", "bob", "--email", "bob@example.com", "--scope", "items:read"], "first password\n");
+    let out = ferrid_cli(
+        dir,
+        &[
+            "user",
+            "add",
+            "bob",
+            "--email",
+            "bob@example.com",
+            "--scope",
+            "items:read",
+        ],
+        "first password\n",
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(login(&app, client, "bob", "first password").await, 200);
 
@@ -41,28 +71,50 @@ async fn users_are_managed_from_the_command_line() {
     assert_eq!(login(&app, client, "bob", "first password").await, 400);
     assert_eq!(login(&app, client, "bob", "second password").await, 200);
 
-    assert!(ferrid_cli(dir, &["user", "disable", "bob"], "").status.success());
+    assert!(
+        ferrid_cli(dir, &["user", "disable", "bob"], "")
+            .status
+            .success()
+    );
     assert_eq!(login(&app, client, "bob", "second password").await, 400);
-    assert!(ferrid_cli(dir, &["user", "enable", "bob"], "").status.success());
+    assert!(
+        ferrid_cli(dir, &["user", "enable", "bob"], "")
+            .status
+            .success()
+    );
     assert_eq!(login(&app, client, "bob", "second password").await, 200);
 
     let list = stdout(&ferrid_cli(dir, &["user", "list"], ""));
-    assert!(list.contains("bob") && list.contains("items:read"), "{list}");
+    assert!(
+        list.contains("bob") && list.contains("items:read"),
+        "{list}"
+    );
     assert!(!list.contains("$argon2"), "no hashes in listings");
     let clients = stdout(&ferrid_cli(dir, &["client", "list"], ""));
-    assert!(clients.contains("web") && clients.contains("password"), "{clients}");
+    assert!(
+        clients.contains("web") && clients.contains("password"),
+        "{clients}"
+    );
     assert!(!clients.contains(&secret), "the secret is shown once only");
 
     // Errors say what to do, with a non-zero status.
     let out = ferrid_cli(dir, &["user", "add", "carol"], "short\n");
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("at least 8 characters"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("at least 8 characters"),
+        "{}",
+        stderr(&out)
+    );
     let out = ferrid_cli(dir, &["user", "add", "bob"], "long enough password\n");
     assert!(!out.status.success());
     assert!(stderr(&out).contains("exists already"), "{}", stderr(&out));
     let out = ferrid_cli(dir, &["user", "passwd", "nobody"], "long enough password\n");
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("ferrid user list"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ferrid user list"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test]
@@ -74,30 +126,85 @@ async fn clients_are_registered_with_explicit_grants() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--grant-type"), "{}", stderr(&out));
     // A public client cannot use client_credentials (RFC 6749 §4.4).
-    let out = ferrid_cli(dir, &["client", "add", "spa", "--public", "--grant-type", "client_credentials"], "");
+    let out = ferrid_cli(
+        dir,
+        &[
+            "client",
+            "add",
+            "spa",
+            "--public",
+            "--grant-type",
+            "client_credentials",
+        ],
+        "",
+    );
     assert!(!out.status.success());
     // Unknown grant types and bad ids are refused.
-    let out = ferrid_cli(dir, &["client", "add", "web", "--grant-type", "implicit"], "");
+    let out = ferrid_cli(
+        dir,
+        &["client", "add", "web", "--grant-type", "implicit"],
+        "",
+    );
     assert!(!out.status.success() && stderr(&out).contains("unknown grant type"));
-    let out = ferrid_cli(dir, &["client", "add", "we b", "--grant-type", "password"], "");
+    let out = ferrid_cli(
+        dir,
+        &["client", "add", "we b", "--grant-type", "password"],
+        "",
+    );
     assert!(!out.status.success());
 
     // A secret from stdin is used and not echoed; a short one is refused.
-    let out = ferrid_cli(dir, &["client", "add", "api", "--grant-type", "password", "--secret-stdin"], "short\n");
+    let out = ferrid_cli(
+        dir,
+        &[
+            "client",
+            "add",
+            "api",
+            "--grant-type",
+            "password",
+            "--secret-stdin",
+        ],
+        "short\n",
+    );
     assert!(!out.status.success());
     let own = "my-own-secret-that-is-long-enough-0123456789";
     let out = ferrid_cli(
         dir,
-        &["client", "add", "api", "--grant-type", "password", "--scope", "openid", "--secret-stdin"],
+        &[
+            "client",
+            "add",
+            "api",
+            "--grant-type",
+            "password",
+            "--scope",
+            "openid",
+            "--secret-stdin",
+        ],
         &format!("{own}\n"),
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stdout(&out).contains(own));
-    app.add_user("ada", "correct horse battery staple", "").await;
-    assert_eq!(login(&app, ("api", own), "ada", "correct horse battery staple").await, 200);
+    app.add_user("ada", "correct horse battery staple", "")
+        .await;
+    assert_eq!(
+        login(&app, ("api", own), "ada", "correct horse battery staple").await,
+        200
+    );
 
     // A public client authenticates by client_id alone.
-    let out = ferrid_cli(dir, &["client", "add", "spa", "--public", "--grant-type", "password", "--json"], "");
+    let out = ferrid_cli(
+        dir,
+        &[
+            "client",
+            "add",
+            "spa",
+            "--public",
+            "--grant-type",
+            "password",
+            "--json",
+        ],
+        "",
+    );
     assert!(out.status.success());
     let printed: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert!(printed["client_secret"].is_null());
@@ -114,7 +221,18 @@ async fn clients_are_registered_with_explicit_grants() {
         .await;
     assert_eq!(res.status(), 200);
 
-    let out = ferrid_cli(dir, &["client", "add", "spa", "--public", "--grant-type", "password"], "");
+    let out = ferrid_cli(
+        dir,
+        &[
+            "client",
+            "add",
+            "spa",
+            "--public",
+            "--grant-type",
+            "password",
+        ],
+        "",
+    );
     assert!(!out.status.success() && stderr(&out).contains("exists already"));
 }
 
@@ -144,31 +262,61 @@ async fn fastapi_users_import_with_bcrypt_and_upgrade_to_argon2id_on_login() {
     assert!(out.status.success(), "{}", stderr(&out));
     let report = stdout(&out);
     assert!(report.contains("created  johndoe"), "{report}");
-    assert!(report.contains("skipped  alice: hashed_password is neither bcrypt nor argon2"), "{report}");
+    assert!(
+        report.contains("skipped  alice: hashed_password is neither bcrypt nor argon2"),
+        "{report}"
+    );
     assert!(report.contains("skipped  mallory"), "{report}");
     assert!(report.contains("1 created, 2 skipped"), "{report}");
     // Idempotent per username.
-    let again = stdout(&ferrid_cli(dir.path(), &["user", "import", file.to_str().unwrap()], ""));
-    assert!(again.contains("skipped  johndoe: a user with this username exists already"), "{again}");
+    let again = stdout(&ferrid_cli(
+        dir.path(),
+        &["user", "import", file.to_str().unwrap()],
+        "",
+    ));
+    assert!(
+        again.contains("skipped  johndoe: a user with this username exists already"),
+        "{again}"
+    );
     assert!(again.contains("0 created, 3 skipped"), "{again}");
 
     let issuer = |c: &mut ferrid::config::ServeConfig| c.issuer = Some("http://ferrid.test".into());
     let app = TestApp::spawn_with(dir, ferrid::clock::Clock::system(), issuer).await;
     let secret = add_client(app.dir.path(), "web");
     let client = ("web", secret.as_str());
-    let before = app.store.user_by_username("johndoe").await.unwrap().unwrap();
+    let before = app
+        .store
+        .user_by_username("johndoe")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(before.password_hash.expose(), JOHNDOE_HASH);
     assert_eq!(before.name.as_deref(), Some("John Doe"));
 
     assert_eq!(login(&app, client, "johndoe", "wrong").await, 400);
     assert_eq!(login(&app, client, "johndoe", "secret").await, 200);
-    let after = app.store.user_by_username("johndoe").await.unwrap().unwrap();
-    assert!(after.password_hash.expose().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "upgraded");
+    let after = app
+        .store
+        .user_by_username("johndoe")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        after
+            .password_hash
+            .expose()
+            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "upgraded"
+    );
     assert_eq!(after.id, before.id, "same user, same sub");
 
     let dir = app.stop().await;
     let app = TestApp::spawn_with(dir, ferrid::clock::Clock::system(), issuer).await;
-    assert_eq!(login(&app, client, "johndoe", "secret").await, 200, "works after a restart");
+    assert_eq!(
+        login(&app, client, "johndoe", "secret").await,
+        200,
+        "works after a restart"
+    );
     assert_eq!(login(&app, client, "johndoe", "Secret").await, 400);
 }
 
@@ -177,28 +325,52 @@ async fn serve_demo_prints_curl_commands_that_work_as_printed() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["--demo"], &[]);
     let printed = server.stdout();
-    assert!(printed.contains("demo-app") && printed.contains("alice"), "{printed}");
-    let commands: Vec<&str> = printed.lines().map(str::trim).filter(|l| l.starts_with("curl") || l.starts_with("TOKEN=")).collect();
+    assert!(
+        printed.contains("demo-app") && printed.contains("alice"),
+        "{printed}"
+    );
+    let commands: Vec<&str> = printed
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("curl") || l.starts_with("TOKEN="))
+        .collect();
     assert_eq!(commands.len(), 3, "{printed}");
 
     let sh = |script: &str| {
-        let out = std::process::Command::new("sh").arg("-c").arg(script).output().expect("sh runs");
-        assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .expect("sh runs");
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    if std::process::Command::new("curl").arg("--version").output().is_err() {
+    if std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         panic!("this test runs the printed curl commands: install curl (.ci/run does)");
     }
     let token: Value = serde_json::from_str(&sh(commands[0])).unwrap();
     assert_eq!(token["token_type"], "Bearer", "{token}");
     assert!(token["id_token"].is_string());
-    let info: Value = serde_json::from_str(&sh(&format!("{}\n{}", commands[1], commands[2]))).unwrap();
+    let info: Value =
+        serde_json::from_str(&sh(&format!("{}\n{}", commands[1], commands[2]))).unwrap();
     assert_eq!(info["preferred_username"], "alice", "{info}");
     assert_eq!(info["email"], "alice@example.com");
     assert!(server.stop());
 
     // The next start does not create anything, and says so.
     let server = Server::start(dir.path(), &["--demo"], &[]);
-    assert!(server.stdout().contains("already has users"), "{}", server.stdout());
+    assert!(
+        server.stdout().contains("already has users"),
+        "{}",
+        server.stdout()
+    );
     assert!(server.stop());
 }

@@ -8,7 +8,11 @@ use crate::support::{Server, ferrid_cli, stderr, stdout};
 #[tokio::test]
 async fn a_debug_log_of_a_whole_session_holds_no_secret() {
     let dir = tempfile::tempdir().unwrap();
-    let out = ferrid_cli(dir.path(), &["client", "add", "web", "--grant-type", "password", "--json"], "");
+    let out = ferrid_cli(
+        dir.path(),
+        &["client", "add", "web", "--grant-type", "password", "--json"],
+        "",
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let secret = serde_json::from_str::<Value>(stdout(&out).trim()).unwrap()["client_secret"]
         .as_str()
@@ -17,7 +21,11 @@ async fn a_debug_log_of_a_whole_session_holds_no_secret() {
     let password = "Tr0ub4dor&3-horse-battery";
     let wrong_password = "Wr0ng-P4ssw0rd-guess";
     let wrong_secret = "wrong-client-secret-value-1234567890";
-    let out = ferrid_cli(dir.path(), &["user", "add", "ada", "--email", "ada@example.com"], &format!("{password}\n"));
+    let out = ferrid_cli(
+        dir.path(),
+        &["user", "add", "ada", "--email", "ada@example.com"],
+        &format!("{password}\n"),
+    );
     assert!(out.status.success());
     assert!(!stdout(&out).contains(password) && !stderr(&out).contains(password));
 
@@ -46,11 +54,34 @@ async fn a_debug_log_of_a_whole_session_holds_no_secret() {
     let good: Value = good.json().await.unwrap();
     let access = good["access_token"].as_str().unwrap().to_owned();
     let id_token = good["id_token"].as_str().unwrap().to_owned();
-    assert_eq!(token("ada", password, "web", &secret, false).await.status(), 200);
-    assert_eq!(token("ada", wrong_password, "web", &secret, true).await.status(), 400);
-    assert_eq!(token("nobody", wrong_password, "web", &secret, false).await.status(), 400);
-    assert_eq!(token("ada", password, "web", wrong_secret, true).await.status(), 401);
-    assert_eq!(token("ada", password, "web", wrong_secret, false).await.status(), 401);
+    assert_eq!(
+        token("ada", password, "web", &secret, false).await.status(),
+        200
+    );
+    assert_eq!(
+        token("ada", wrong_password, "web", &secret, true)
+            .await
+            .status(),
+        400
+    );
+    assert_eq!(
+        token("nobody", wrong_password, "web", &secret, false)
+            .await
+            .status(),
+        400
+    );
+    assert_eq!(
+        token("ada", password, "web", wrong_secret, true)
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        token("ada", password, "web", wrong_secret, false)
+            .await
+            .status(),
+        401
+    );
     let userinfo = |t: String| {
         let req = http.get(server.url("/userinfo")).bearer_auth(t);
         async move { req.send().await.unwrap().status() }
@@ -65,7 +96,9 @@ async fn a_debug_log_of_a_whole_session_holds_no_secret() {
     assert!(log.contains("DEBUG"), "the log really is at debug level");
     assert!(log.contains("password grant"), "logins are logged");
 
-    let basic = |id: &str, sec: &str| base64::engine::general_purpose::STANDARD.encode(format!("{id}:{sec}"));
+    let basic = |id: &str, sec: &str| {
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{sec}"))
+    };
     let signature = |jwt: &str| jwt.rsplit('.').next().unwrap().to_owned();
     let mut secrets = vec![
         ("password", password.to_owned()),
@@ -82,7 +115,10 @@ async fn a_debug_log_of_a_whole_session_holds_no_secret() {
     // Every line of base64 in the private key file.
     for entry in std::fs::read_dir(dir.path().join("keys")).unwrap() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        for line in text.lines().filter(|l| !l.starts_with("-----") && l.len() >= 32) {
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with("-----") && l.len() >= 32)
+        {
             secrets.push(("private key", line.to_owned()));
         }
     }
