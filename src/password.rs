@@ -79,9 +79,9 @@ struct Inner {
     /// verified against it, so it costs what a wrong password costs.
     dummy_hash: String,
     /// Jobs running: one per core.
-    running: Semaphore,
+    running: Arc<Semaphore>,
     /// Jobs running or waiting; when none is left, the request is refused with `Busy`.
-    admitted: Semaphore,
+    admitted: Arc<Semaphore>,
 }
 
 impl Passwords {
@@ -97,8 +97,8 @@ impl Passwords {
                 params,
                 argon2,
                 dummy_hash,
-                running: Semaphore::new(workers),
-                admitted: Semaphore::new(workers + queue),
+                running: Arc::new(Semaphore::new(workers)),
+                admitted: Arc::new(Semaphore::new(workers + queue)),
             }),
         })
     }

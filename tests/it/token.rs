@@ -413,3 +413,39 @@ async fn concurrent_logins_all_succeed_within_the_queue() {
     let bodies = futures_util::future::join_all((0..16).map(|_| app.login("openid"))).await;
     assert!(bodies.iter().all(|b| b["access_token"].is_string()));
 }
+
+#[tokio::test]
+async fn logins_beyond_the_hashing_queue_get_503_with_retry_after() {
+    // One core's worth of hashing and no queue: of a burst of logins, the ones that find the
+    // core busy are answered at once instead of waiting.
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_with(dir, ferrid::clock::Clock::system(), |c| {
+        c.hash_workers = 1;
+        c.hash_queue = 0;
+    })
+    .await;
+    app.add_client(CLIENT, Some(CLIENT_SECRET), &["password"], "openid")
+        .await;
+    app.add_user(USER, PASSWORD, "").await;
+    let form = password(USER, PASSWORD);
+    let burst = (0..16).map(|_| app.token(&form, Some((CLIENT, CLIENT_SECRET))));
+    let responses = futures_util::future::join_all(burst).await;
+    let mut ok = 0;
+    let mut busy = 0;
+    for res in responses {
+        match res.status().as_u16() {
+            200 => ok += 1,
+            503 => {
+                assert_eq!(res.headers()["retry-after"], "1");
+                assert_eq!(res.headers()["cache-control"], "no-store");
+                let body: Value = res.json().await.unwrap();
+                assert_eq!(body["error"], "temporarily_unavailable");
+                busy += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(ok >= 1 && busy >= 1, "ok={ok} busy={busy}");
+    // Once the burst is over, logins work again.
+    app.login("openid").await;
+}

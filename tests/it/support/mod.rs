@@ -294,6 +294,7 @@ pub struct Server {
 impl Server {
     /// Starts `ferrid serve` on `dir` and waits until it serves.
     pub fn start(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        #[allow(clippy::disallowed_methods)] // only names the log file
         let n = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
