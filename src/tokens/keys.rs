@@ -137,6 +137,14 @@ pub fn ensure_dir(dir: &Path) -> Result<(), KeyError> {
 pub fn load_or_generate(dir: &Path) -> Result<KeyRing, KeyError> {
     ensure_dir(dir)?;
     if pem_files(dir)?.is_empty() {
+        // The first key goes into a dir only we can read, even when the dir came with a
+        // checkout (mode 0755) rather than from us.
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|source| {
+            KeyError::Io {
+                dir: dir.to_owned(),
+                source,
+            }
+        })?;
         let kid = generate(dir)?;
         tracing::info!(kid, dir = %dir.display(), "generated the first signing key");
     }
@@ -362,6 +370,14 @@ mod tests {
         assert_eq!(jwk["kid"], kid.as_str());
         assert_eq!(jwk["e"], "AQAB");
         assert!(jwk.get("d").is_none() && jwk.get("p").is_none());
+    }
+
+    #[test]
+    fn an_existing_open_dir_is_closed_before_the_first_key() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        load_or_generate(dir.path()).unwrap();
+        assert_eq!(dir_mode(dir.path()), Some(0o700));
     }
 
     #[test]
