@@ -25,6 +25,7 @@ pub struct App {
     state: AppState,
     keys_dir: PathBuf,
     keys_reload_interval: Duration,
+    purge_interval: Duration,
 }
 
 impl App {
@@ -76,6 +77,7 @@ impl App {
             lifetimes: Lifetimes {
                 access_token: config.access_token_ttl,
                 id_token: config.id_token_ttl,
+                refresh_token: config.refresh_token_ttl,
             },
         };
         let state = AppState {
@@ -88,6 +90,7 @@ impl App {
             state,
             keys_dir: config.keys_dir,
             keys_reload_interval: config.keys_reload_interval,
+            purge_interval: config.purge_interval,
         })
     }
 
@@ -121,11 +124,17 @@ impl App {
             self.keys_dir.clone(),
             self.keys_reload_interval,
         ));
+        let purger = tokio::spawn(purge_expired(
+            self.state.oauth.store.clone(),
+            self.state.clock.clone(),
+            self.purge_interval,
+        ));
         tracing::info!(issuer = self.issuer(), addr = %self.local_addr(), "ferrid is serving");
         let served = axum::serve(self.listener, http::router(self.state))
             .with_graceful_shutdown(shutdown)
             .await;
         watcher.abort();
+        purger.abort();
         served.context("the HTTP server failed")
     }
 
@@ -152,7 +161,7 @@ impl App {
             created_at: now,
         };
         store.insert_client(&client).await?;
-        let password: String = client_auth::random_token()?.chars().take(20).collect();
+        let password: String = crate::tokens::opaque::random_token()?.chars().take(20).collect();
         let hash = self
             .state
             .oauth
@@ -187,6 +196,19 @@ impl App {
              curl -s -H \"Authorization: Bearer $TOKEN\" {base}/userinfo\n",
             secret = secret.expose(),
         ))
+    }
+}
+
+/// Deletes expired refresh-token families and revocation records every `interval`. The
+/// deletes go in small batches, so requests waiting for the database are never held long.
+async fn purge_expired(store: Store, clock: Clock, interval: Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        match store.purge_expired(clock.now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "purged expired refresh tokens and revocations"),
+            Err(e) => tracing::warn!(error = %e, "purging expired tokens failed; will retry"),
+        }
     }
 }
 

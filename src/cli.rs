@@ -115,6 +115,8 @@ pub enum ClientCommand {
     },
     /// List clients.
     List,
+    /// Remove a client; its refresh tokens stop working at once.
+    Remove { client_id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -470,6 +472,12 @@ async fn client_command(cmd: ClientCommand, store: &Store) -> anyhow::Result<()>
                     None => println!("client secret: the one read from standard input"),
                 }
             }
+        }
+        ClientCommand::Remove { client_id } => {
+            if !store.delete_client(&client_id).await? {
+                bail!("no client with id {client_id:?}; `ferrid client list` shows the clients");
+            }
+            println!("client {client_id} removed");
         }
         ClientCommand::List => {
             let clients = store.list_clients().await?;

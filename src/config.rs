@@ -97,6 +97,8 @@ pub struct ServeConfig {
     pub demo: bool,
     /// How often the keys dir is checked for changes (SIGHUP checks at once).
     pub keys_reload_interval: Duration,
+    /// How often expired refresh tokens and revocation records are deleted.
+    pub purge_interval: Duration,
 }
 
 impl ServeConfig {
@@ -116,6 +118,7 @@ impl ServeConfig {
             hash_queue: 128 * workers,
             demo: false,
             keys_reload_interval: Duration::from_secs(5),
+            purge_interval: Duration::from_secs(10 * 60),
         }
     }
 

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::paths;
 use super::state::AppState;
-use crate::model::{EMAIL, OPENID, PROFILE};
+use crate::model::{EMAIL, OFFLINE_ACCESS, OPENID, PROFILE};
 use crate::oauth::grants;
 
 /// The serialized document and its ETag.
@@ -29,6 +29,8 @@ impl Discovery {
             "token_endpoint": url(paths::TOKEN),
             "jwks_uri": url(paths::JWKS),
             "userinfo_endpoint": url(paths::USERINFO),
+            "introspection_endpoint": url(paths::INTROSPECT),
+            "revocation_endpoint": url(paths::REVOKE),
             "grant_types_supported": grant_types,
             // No authorization endpoint in this build, so no response type is supported
             // (RFC 8414 §2 and OIDC Discovery §3 make the member itself required).
@@ -37,7 +39,13 @@ impl Discovery {
             "id_token_signing_alg_values_supported": ["RS256"],
             "token_endpoint_auth_methods_supported":
                 ["client_secret_basic", "client_secret_post", "none"],
-            "scopes_supported": [OPENID, PROFILE, EMAIL],
+            // RFC 7662 §2.1: introspection needs an authenticated (confidential) client;
+            // RFC 7009 §2.1: a public client may revoke its own tokens.
+            "introspection_endpoint_auth_methods_supported":
+                ["client_secret_basic", "client_secret_post"],
+            "revocation_endpoint_auth_methods_supported":
+                ["client_secret_basic", "client_secret_post", "none"],
+            "scopes_supported": [OPENID, PROFILE, EMAIL, OFFLINE_ACCESS],
             "claims_supported": [
                 "iss", "sub", "aud", "exp", "iat", "auth_time", "at_hash",
                 "name", "preferred_username", "email", "email_verified",

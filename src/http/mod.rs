@@ -45,6 +45,8 @@ pub fn router(state: AppState) -> Router {
             paths::USERINFO,
             get(userinfo::userinfo).post(userinfo::userinfo),
         )
+        .route(paths::INTROSPECT, post(token::introspect))
+        .route(paths::REVOKE, post(token::revoke))
         .route(paths::HEALTHZ, get(health::healthz))
         .route(paths::READYZ, get(health::readyz))
         .with_state(state)

@@ -5,5 +5,7 @@ pub const OAUTH_AUTHORIZATION_SERVER: &str = "/.well-known/oauth-authorization-s
 pub const JWKS: &str = "/jwks.json";
 pub const TOKEN: &str = "/token";
 pub const USERINFO: &str = "/userinfo";
+pub const INTROSPECT: &str = "/introspect";
+pub const REVOKE: &str = "/revoke";
 pub const HEALTHZ: &str = "/healthz";
 pub const READYZ: &str = "/readyz";

@@ -1,4 +1,6 @@
-//! `POST /token`, the token endpoint (RFC 6749 §3.2).
+//! The client-authenticated endpoints: `POST /token` (RFC 6749 §3.2), `POST /introspect`
+//! (RFC 7662) and `POST /revoke` (RFC 7009). All take a form body and the same client
+//! authentication.
 
 use axum::Json;
 use axum::extract::State;
@@ -7,14 +9,42 @@ use axum::response::{IntoResponse, Response};
 use super::error::no_store;
 use super::extract::{BasicAuth, OAuthForm};
 use super::state::AppState;
-use crate::oauth::{ClientAuth, OAuthError};
+use crate::oauth::client_auth::authenticate;
+use crate::oauth::{ClientAuth, OAuthError, Params};
 
 pub async fn token(
     State(s): State<AppState>,
     BasicAuth(basic): BasicAuth,
     OAuthForm(params): OAuthForm,
 ) -> Result<Response, OAuthError> {
-    let auth = ClientAuth::from_parts(basic, params.get("client_id"), params.get("client_secret"))?;
+    let auth = client_auth(basic, &params)?;
     let issued = s.oauth.token(auth, &params, s.clock.now()).await?;
     Ok(no_store(Json(issued).into_response()))
+}
+
+fn client_auth(basic: Option<(String, crate::model::Secret)>, params: &Params) -> Result<ClientAuth, OAuthError> {
+    ClientAuth::from_parts(basic, params.get("client_id"), params.get("client_secret"))
+}
+
+pub async fn introspect(
+    State(s): State<AppState>,
+    BasicAuth(basic): BasicAuth,
+    OAuthForm(params): OAuthForm,
+) -> Result<Response, OAuthError> {
+    let client = authenticate(&s.oauth.store, &client_auth(basic, &params)?).await?;
+    let token = params.require("token")?;
+    let answer = s.oauth.introspect(&client, token, params.get("token_type_hint"), s.clock.now()).await?;
+    Ok(no_store(Json(answer).into_response()))
+}
+
+pub async fn revoke(
+    State(s): State<AppState>,
+    BasicAuth(basic): BasicAuth,
+    OAuthForm(params): OAuthForm,
+) -> Result<Response, OAuthError> {
+    let client = authenticate(&s.oauth.store, &client_auth(basic, &params)?).await?;
+    let token = params.require("token")?;
+    s.oauth.revoke(&client, token, params.get("token_type_hint"), s.clock.now()).await?;
+    // RFC 7009 §2.2: 200, whether or not there was anything to revoke.
+    Ok(no_store(().into_response()))
 }

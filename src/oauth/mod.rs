@@ -4,7 +4,9 @@
 pub mod client_auth;
 mod error;
 pub mod grants;
+mod introspect;
 pub mod params;
+mod revoke;
 pub mod scope;
 mod userinfo;
 
@@ -13,6 +15,7 @@ use std::time::Duration;
 pub use client_auth::ClientAuth;
 pub use error::{BearerError, OAuthError};
 pub use grants::TokenResponse;
+pub use introspect::Introspection;
 pub use params::Params;
 pub use userinfo::UserInfo;
 
@@ -25,6 +28,8 @@ use crate::tokens::TokenIssuer;
 pub struct Lifetimes {
     pub access_token: Duration,
     pub id_token: Duration,
+    /// Absolute lifetime of a refresh-token family, counted from the login.
+    pub refresh_token: Duration,
 }
 
 /// Everything the protocol needs; one per server, cheap to clone.
@@ -34,4 +39,27 @@ pub struct OAuth {
     pub tokens: TokenIssuer,
     pub passwords: Passwords,
     pub lifetimes: Lifetimes,
+}
+
+impl OAuth {
+    /// An access token that verifies (signature, issuer, type, expiry) and was not revoked.
+    /// `None` for anything else; why is logged at debug level (never the token).
+    pub async fn live_access_token(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<Option<crate::tokens::AccessClaims>, crate::store::StoreError> {
+        let claims = match self.tokens.verify_access(token, now) {
+            Ok(claims) => claims,
+            Err(reason) => {
+                tracing::debug!(%reason, "access token refused");
+                return Ok(None);
+            }
+        };
+        if self.store.is_access_token_revoked(&claims.jti).await? {
+            tracing::debug!(jti = claims.jti, "access token refused: revoked");
+            return Ok(None);
+        }
+        Ok(Some(claims))
+    }
 }

@@ -6,11 +6,15 @@
 //!   scopes only describe the user to the client, so the client's permission is enough.
 //! - No `scope` parameter: the default is every scope both the client may have and the user
 //!   holds, less `offline_access`, which must be asked for (OIDC Core §11).
-//! - `offline_access` asks for a refresh token. This build issues none yet, so it is left
-//!   out of what is granted, and the response's `scope` says so (§3.3 allows a narrower grant).
+//! - `offline_access` (OIDC Core §11) is granted only to clients registered for the
+//!   `refresh_token` grant; for others it is left out of what is granted, and the response's
+//!   `scope` says so (§3.3 allows a narrower grant than requested).
+//! - A refresh may ask for the originally granted scopes or fewer, never more (RFC 6749 §6),
+//!   and gets only what client and user may still have.
+//! - `client_credentials` has no user: only permission scopes, by default all the client's.
 
 use super::OAuthError;
-use crate::model::{Client, IDENTITY_SCOPES, OFFLINE_ACCESS, ScopeSet, User};
+use crate::model::{Client, GrantType, IDENTITY_SCOPES, OFFLINE_ACCESS, ScopeSet, User};
 
 /// Parses the `scope` parameter; `None` when it was not sent.
 pub fn parse_requested(raw: Option<&str>) -> Result<Option<ScopeSet>, OAuthError> {
@@ -63,9 +67,51 @@ pub fn grant_for_user(
             .scopes
             .filter(|s| s != OFFLINE_ACCESS && (is_user_independent(s) || user.scopes.contains(s))),
     };
-    // No refresh tokens in this build: see the module comment.
-    granted.remove(OFFLINE_ACCESS);
+    if !client.may_use(GrantType::RefreshToken) {
+        granted.remove(OFFLINE_ACCESS);
+    }
     Ok(granted)
+}
+
+/// The scopes of a refresh (RFC 6749 §6): the requested ones must have been granted
+/// originally; without a `scope` parameter, the original grant. Either way, only what client
+/// and user may still have.
+pub fn grant_for_refresh(
+    requested: Option<&ScopeSet>,
+    original: &ScopeSet,
+    client: &Client,
+    user: &User,
+) -> Result<ScopeSet, OAuthError> {
+    match requested {
+        Some(requested) => {
+            if let Some(scope) = requested.iter().find(|s| !original.contains(s)) {
+                return Err(OAuthError::InvalidScope(
+                    format!("scope {scope} was not granted originally; a refresh cannot widen the scope").into(),
+                ));
+            }
+            grant_for_user(Some(requested), client, user)
+        }
+        None => {
+            let still_allowed = original.filter(|s| {
+                client.scopes.contains(s) && (is_user_independent(s) || user.scopes.contains(s))
+            });
+            grant_for_user(Some(&still_allowed), client, user)
+        }
+    }
+}
+
+/// The scopes of a `client_credentials` grant: permission scopes of the client only.
+pub fn grant_for_client(requested: Option<&ScopeSet>, client: &Client) -> Result<ScopeSet, OAuthError> {
+    check_client(requested, client)?;
+    match requested {
+        Some(requested) => match requested.iter().find(|s| is_user_independent(s)) {
+            Some(scope) => Err(OAuthError::InvalidScope(
+                format!("scope {scope} needs a user; client_credentials tokens have none").into(),
+            )),
+            None => Ok(requested.clone()),
+        },
+        None => Ok(client.scopes.filter(|s| !is_user_independent(s))),
+    }
 }
 
 #[cfg(test)]
@@ -138,10 +184,39 @@ mod tests {
     }
 
     #[test]
-    fn offline_access_is_not_granted_while_there_are_no_refresh_tokens() {
-        let c = client("openid offline_access");
+    fn offline_access_needs_a_client_registered_for_refresh_tokens() {
+        let mut c = client("openid offline_access");
         let granted = grant_for_user(req("openid offline_access").as_ref(), &c, &user("")).unwrap();
         assert_eq!(granted.to_string(), "openid");
+        c.grant_types.push(GrantType::RefreshToken);
+        let granted = grant_for_user(req("openid offline_access").as_ref(), &c, &user("")).unwrap();
+        assert_eq!(granted.to_string(), "offline_access openid");
+    }
+
+    #[test]
+    fn a_refresh_may_narrow_but_never_widen() {
+        let c = client("openid profile email items:read");
+        let u = user("items:read");
+        let original = ScopeSet::parse("openid profile items:read").unwrap();
+        let narrowed = grant_for_refresh(req("openid").as_ref(), &original, &c, &u).unwrap();
+        assert_eq!(narrowed.to_string(), "openid");
+        assert_eq!(grant_for_refresh(None, &original, &c, &u).unwrap(), original);
+        assert!(matches!(
+            grant_for_refresh(req("openid email").as_ref(), &original, &c, &u),
+            Err(OAuthError::InvalidScope(_))
+        ));
+        // A permission the user lost is dropped from an implicit refresh.
+        let without = grant_for_refresh(None, &original, &c, &user("")).unwrap();
+        assert_eq!(without.to_string(), "openid profile");
+    }
+
+    #[test]
+    fn client_credentials_get_permission_scopes_only() {
+        let c = client("openid items:read items:write");
+        assert_eq!(grant_for_client(None, &c).unwrap().to_string(), "items:read items:write");
+        assert_eq!(grant_for_client(req("items:read").as_ref(), &c).unwrap().to_string(), "items:read");
+        assert!(matches!(grant_for_client(req("openid").as_ref(), &c), Err(OAuthError::InvalidScope(_))));
+        assert!(matches!(grant_for_client(req("admin").as_ref(), &c), Err(OAuthError::InvalidScope(_))));
     }
 
     #[test]

@@ -18,10 +18,11 @@ impl OAuth {
     /// Answers for a Bearer access token that carries `openid` and belongs to a user who
     /// still exists and is enabled.
     pub async fn userinfo(&self, access_token: &str, now: i64) -> Result<UserInfo, BearerError> {
-        let claims = self.tokens.verify_access(access_token, now).map_err(|e| {
-            tracing::debug!(reason = %e, "access token refused");
-            BearerError::InvalidToken("the access token is invalid or expired")
-        })?;
+        let claims = self
+            .live_access_token(access_token, now)
+            .await
+            .map_err(|e| BearerError::Internal(e.into()))?
+            .ok_or(BearerError::InvalidToken("the access token is invalid, expired or revoked"))?;
         let scopes = ScopeSet::parse(&claims.scope)
             .map_err(|_| BearerError::InvalidToken("the access token is invalid or expired"))?;
         if !scopes.contains(OPENID) {

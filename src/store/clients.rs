@@ -72,6 +72,18 @@ impl Store {
         row.map(Client::try_from).transpose()
     }
 
+    /// Removes a client and its refresh-token families. False when there is no such client.
+    pub async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("delete from refresh_families where client_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let n = sqlx::query("delete from clients where id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
     pub async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
         let rows: Vec<ClientRow> =
             sqlx::query_as(&format!("select {COLUMNS} from clients order by id"))

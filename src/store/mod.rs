@@ -4,6 +4,7 @@
 //! times, `RETURNING`, `ON CONFLICT`), so a second engine needs only its own migrations.
 
 mod clients;
+mod refresh_tokens;
 mod users;
 
 use std::str::FromStr;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use refresh_tokens::{RefreshFamily, RefreshRecord, Rotation};
 pub use users::NewUser;
 
 /// Failures the store reports; database details stop here.

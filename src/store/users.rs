@@ -101,21 +101,28 @@ impl Store {
         rows.into_iter().map(User::try_from).collect()
     }
 
-    /// Sets a new password hash. False when there is no such user.
+    /// Sets a new password hash and revokes the user's refresh-token families, in one
+    /// transaction: a password change logs the user out everywhere. False when there is no
+    /// such user.
     pub async fn set_password_hash(
         &self,
         username: &str,
         hash: &Secret,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("update users set password_hash = $1, updated_at = $2 where username = $3")
-                .bind(hash.expose())
-                .bind(now)
-                .bind(username)
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() == 1)
+        let mut tx = self.pool.begin().await?;
+        let id: Option<(String,)> = sqlx::query_as(
+            "update users set password_hash = $1, updated_at = $2 where username = $3 returning id",
+        )
+        .bind(hash.expose())
+        .bind(now)
+        .bind(username)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((id,)) = id else { return Ok(false) };
+        revoke_families_of(&mut tx, &id, now).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Replaces the hash only if it is still `old` (a rehash after login must not undo a
@@ -140,20 +147,42 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Enables or disables a user. False when there is no such user.
+    /// Enables or disables a user; disabling revokes the user's refresh-token families, so
+    /// enabling the account again does not bring old sessions back. False when there is no
+    /// such user.
     pub async fn set_user_disabled(
         &self,
         username: &str,
         disabled: bool,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("update users set disabled = $1, updated_at = $2 where username = $3")
-                .bind(disabled)
-                .bind(now)
-                .bind(username)
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() == 1)
+        let mut tx = self.pool.begin().await?;
+        let id: Option<(String,)> = sqlx::query_as(
+            "update users set disabled = $1, updated_at = $2 where username = $3 returning id",
+        )
+        .bind(disabled)
+        .bind(now)
+        .bind(username)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((id,)) = id else { return Ok(false) };
+        if disabled {
+            revoke_families_of(&mut tx, &id, now).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
+}
+
+async fn revoke_families_of(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    user_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("update refresh_families set revoked_at = $1 where user_id = $2 and revoked_at is null")
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

@@ -5,6 +5,7 @@
 
 pub mod claims;
 pub mod keys;
+pub mod opaque;
 
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};

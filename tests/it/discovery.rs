@@ -13,8 +13,10 @@ async fn discovery_lists_only_what_is_implemented_and_every_url_answers() {
     assert_eq!(doc["userinfo_endpoint"], app.url("/userinfo").as_str());
     assert_eq!(
         doc["grant_types_supported"],
-        serde_json::json!(["password"])
+        serde_json::json!(["password", "refresh_token", "client_credentials"])
     );
+    assert_eq!(doc["introspection_endpoint"], app.url("/introspect").as_str());
+    assert_eq!(doc["revocation_endpoint"], app.url("/revoke").as_str());
     assert_eq!(
         doc["id_token_signing_alg_values_supported"],
         serde_json::json!(["RS256"])
@@ -28,12 +30,7 @@ async fn discovery_lists_only_what_is_implemented_and_every_url_answers() {
         serde_json::json!(["public"])
     );
     // Nothing unfinished is advertised.
-    for absent in [
-        "authorization_endpoint",
-        "introspection_endpoint",
-        "revocation_endpoint",
-        "end_session_endpoint",
-    ] {
+    for absent in ["authorization_endpoint", "end_session_endpoint"] {
         assert!(
             doc.get(absent).is_none(),
             "{absent} advertised before it exists"
@@ -48,7 +45,7 @@ async fn discovery_lists_only_what_is_implemented_and_every_url_answers() {
     assert_eq!(doc, rfc8414);
 
     // Every advertised URL exists (GET answers something other than 404/405 for GET
-    // endpoints; the token endpoint is POST-only and answers 400 to an empty POST).
+    // endpoints; the POST-only ones answer 400 or 401 to an empty POST).
     for (field, value) in doc.as_object().unwrap() {
         let Some(url) = value.as_str().filter(|v| v.starts_with("http")) else {
             continue;
@@ -56,7 +53,8 @@ async fn discovery_lists_only_what_is_implemented_and_every_url_answers() {
         if field == "issuer" {
             continue;
         }
-        let res = if field == "token_endpoint" {
+        let post_only = ["token_endpoint", "introspection_endpoint", "revocation_endpoint"];
+        let res = if post_only.contains(&field.as_str()) {
             app.http.post(url).send().await.unwrap()
         } else {
             app.http.get(url).send().await.unwrap()

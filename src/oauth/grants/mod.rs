@@ -1,13 +1,16 @@
 //! The token endpoint's grants (RFC 6749 §4), one file each, and the token minting they share.
 
+mod client_credentials;
 mod password;
+mod refresh_token;
 
 use serde::Serialize;
 
 use super::client_auth::{self, ClientAuth};
 use super::{OAuth, OAuthError, Params};
 use crate::model::{Client, EMAIL, GrantType, OPENID, PROFILE, ScopeSet, User};
-use crate::tokens::{AccessClaims, Audience, IdClaims, ProfileClaims, at_hash};
+use crate::store::RefreshFamily;
+use crate::tokens::{AccessClaims, Audience, IdClaims, ProfileClaims, at_hash, opaque};
 
 /// A successful token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
 #[derive(Debug, Serialize)]
@@ -23,7 +26,8 @@ pub struct TokenResponse {
 }
 
 /// The grant types this build implements; discovery advertises exactly these.
-pub const SUPPORTED: [GrantType; 1] = [GrantType::Password];
+pub const SUPPORTED: [GrantType; 3] =
+    [GrantType::Password, GrantType::RefreshToken, GrantType::ClientCredentials];
 
 impl OAuth {
     /// `POST /token`: authenticates the client, then runs the grant it asked for.
@@ -49,12 +53,70 @@ impl OAuth {
         }
         match grant {
             GrantType::Password => self.password_grant(&client, params, now).await,
-            _ => Err(OAuthError::UnsupportedGrantType),
+            GrantType::RefreshToken => self.refresh_grant(&client, params, now).await,
+            GrantType::ClientCredentials => self.client_credentials_grant(&client, params, now),
+            GrantType::AuthorizationCode => Err(OAuthError::UnsupportedGrantType),
         }
     }
 
+    /// Starts a refresh-token family for a fresh login, when the client may refresh
+    /// (RFC 6749 §6): the token is stored (as a digest) before the response goes out.
+    pub(crate) async fn start_refresh_family(
+        &self,
+        client: &Client,
+        user: &User,
+        scopes: &ScopeSet,
+        auth_time: i64,
+        now: i64,
+    ) -> Result<Option<String>, OAuthError> {
+        if !client.may_use(GrantType::RefreshToken) {
+            return Ok(None);
+        }
+        let token = opaque::random_token()?;
+        let family = RefreshFamily {
+            id: uuid::Uuid::new_v4().to_string(),
+            client_id: client.id.clone(),
+            user_id: user.id.clone(),
+            scopes: scopes.clone(),
+            auth_time,
+            created_at: now,
+            expires_at: now + self.lifetimes.refresh_token.as_secs() as i64,
+            revoked_at: None,
+        };
+        self.store
+            .insert_refresh_family(&family, &opaque::sha256_hex(&token))
+            .await
+            .map_err(|e| OAuthError::Internal(e.into()))?;
+        Ok(Some(token))
+    }
+
+    /// Signs an access token (RFC 9068) for `sub`.
+    fn sign_access_token(
+        &self,
+        client: &Client,
+        sub: &str,
+        scopes: &ScopeSet,
+        auth_time: Option<i64>,
+        now: i64,
+    ) -> Result<String, OAuthError> {
+        let audiences =
+            if client.audiences.is_empty() { vec![client.id.clone()] } else { client.audiences.clone() };
+        let access = AccessClaims {
+            iss: self.tokens.issuer().to_owned(),
+            sub: sub.to_owned(),
+            aud: Audience::from_list(audiences),
+            exp: now + self.lifetimes.access_token.as_secs() as i64,
+            iat: now,
+            jti: uuid::Uuid::new_v4().to_string(),
+            client_id: client.id.clone(),
+            scope: scopes.to_string(),
+            auth_time,
+        };
+        self.tokens.sign_access(&access).map_err(internal)
+    }
+
     /// Mints the tokens of a user grant: an access token, and an ID token when `openid` was
-    /// granted.
+    /// granted. `auth_time` is when the user last typed the password (kept across refreshes).
     pub(crate) fn mint_for_user(
         &self,
         client: &Client,
@@ -63,24 +125,7 @@ impl OAuth {
         auth_time: i64,
         now: i64,
     ) -> Result<TokenResponse, OAuthError> {
-        let access_ttl = self.lifetimes.access_token.as_secs();
-        let audiences = if client.audiences.is_empty() {
-            vec![client.id.clone()]
-        } else {
-            client.audiences.clone()
-        };
-        let access = AccessClaims {
-            iss: self.tokens.issuer().to_owned(),
-            sub: user.id.clone(),
-            aud: Audience::from_list(audiences),
-            exp: now + access_ttl as i64,
-            iat: now,
-            jti: uuid::Uuid::new_v4().to_string(),
-            client_id: client.id.clone(),
-            scope: scopes.to_string(),
-            auth_time: Some(auth_time),
-        };
-        let access_token = self.tokens.sign_access(&access).map_err(internal)?;
+        let access_token = self.sign_access_token(client, &user.id, scopes, Some(auth_time), now)?;
         let id_token = if scopes.contains(OPENID) {
             let id = IdClaims {
                 iss: self.tokens.issuer().to_owned(),
@@ -100,7 +145,7 @@ impl OAuth {
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer",
-            expires_in: access_ttl,
+            expires_in: self.lifetimes.access_token.as_secs(),
             scope: scopes.to_string(),
             refresh_token: None,
             id_token,

@@ -57,7 +57,9 @@ impl OAuth {
                 .await;
         }
         let granted = scope::grant_for_user(requested.as_ref(), client, &user)?;
-        self.mint_for_user(client, &user, &granted, now, now)
+        let mut response = self.mint_for_user(client, &user, &granted, now, now)?;
+        response.refresh_token = self.start_refresh_family(client, &user, &granted, now, now).await?;
+        Ok(response)
     }
 
     /// Replaces a bcrypt (or outdated argon2) hash with argon2id at the configured parameters,

@@ -1,0 +1,76 @@
+//! The refresh token grant (RFC 6749 §6) with rotation and reuse detection
+//! (RFC 9700 §4.14.2).
+//!
+//! Every refresh rotates: the presented token is marked used and a successor is issued, in
+//! one database transaction committed before the response goes out. A used token presented
+//! again — a replay, by an attacker or by a confused client, even within the same second —
+//! revokes its whole family, successors included. Validity is decided by the database alone.
+
+use super::super::scope;
+use super::{OAuth, OAuthError, TokenResponse};
+use crate::model::Client;
+use crate::oauth::Params;
+use crate::store::Rotation;
+use crate::tokens::opaque;
+
+const INVALID: &str = "the refresh token is invalid, expired, revoked or was issued to another client";
+
+impl OAuth {
+    pub(super) async fn refresh_grant(
+        &self,
+        client: &Client,
+        params: &Params,
+        now: i64,
+    ) -> Result<TokenResponse, OAuthError> {
+        let presented = params.require("refresh_token")?;
+        let requested = scope::parse_requested(params.get("scope"))?;
+        let presented_hash = opaque::sha256_hex(presented);
+        let internal = |e: crate::store::StoreError| OAuthError::Internal(e.into());
+
+        let record = self.store.refresh_record(&presented_hash).await.map_err(internal)?;
+        let Some(record) = record else { return Err(OAuthError::InvalidGrant(INVALID)) };
+        let family = &record.family;
+        // A token that was never used, presented by another client, is refused and left as it
+        // is (RFC 6749 §6: bound to the client it was issued to). A used one is a replay
+        // whoever presents it, and goes on to the rotation, which revokes the family.
+        if record.used_at.is_none() && family.client_id != client.id {
+            return Err(OAuthError::InvalidGrant(INVALID));
+        }
+        let user = self
+            .store
+            .user_by_id(&family.user_id)
+            .await
+            .map_err(internal)?
+            .filter(|u| !u.disabled)
+            .ok_or(OAuthError::InvalidGrant(INVALID))?;
+        let granted = scope::grant_for_refresh(requested.as_ref(), &family.scopes, client, &user)?;
+
+        let successor = opaque::random_token()?;
+        let rotation = self
+            .store
+            .rotate_refresh_token(&presented_hash, &opaque::sha256_hex(&successor), now, |f| {
+                f.client_id == client.id && f.user_id == user.id
+            })
+            .await
+            .map_err(internal)?;
+        match rotation {
+            Rotation::Rotated(family) => {
+                let mut response = self.mint_for_user(client, &user, &granted, family.auth_time, now)?;
+                response.refresh_token = Some(successor);
+                Ok(response)
+            }
+            Rotation::Reused(family) => {
+                tracing::warn!(
+                    event = "refresh_token_reuse",
+                    family_id = family.id,
+                    client_id = family.client_id,
+                    user_id = family.user_id,
+                    presented_by = client.id,
+                    "a rotated refresh token was presented again; its family is revoked"
+                );
+                Err(OAuthError::InvalidGrant(INVALID))
+            }
+            Rotation::Refused => Err(OAuthError::InvalidGrant(INVALID)),
+        }
+    }
+}

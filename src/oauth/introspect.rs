@@ -1,0 +1,146 @@
+//! Token introspection (RFC 7662).
+//!
+//! Who may see what: a client may introspect the tokens issued to it, and the access tokens
+//! whose `aud` names it (a resource server registered as a client). Anything else — and
+//! anything expired, revoked, malformed, foreign, or of a disabled user — is `{"active":
+//! false}` and nothing more (§2.2), so the answer never tells whether a token exists.
+
+use serde::Serialize;
+
+use super::{OAuth, OAuthError};
+use crate::model::Client;
+use crate::tokens::{AccessClaims, Audience, opaque};
+
+/// The introspection response (RFC 7662 §2.2).
+#[derive(Debug, Default, Serialize)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<Audience>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+}
+
+impl Introspection {
+    pub fn inactive() -> Self {
+        Self::default()
+    }
+}
+
+impl OAuth {
+    /// `POST /introspect` for an authenticated, confidential client. `hint` only decides
+    /// which kind of token is looked up first (§2.1).
+    pub async fn introspect(
+        &self,
+        client: &Client,
+        token: &str,
+        hint: Option<&str>,
+        now: i64,
+    ) -> Result<Introspection, OAuthError> {
+        if client.is_public() {
+            // §2.1: the endpoint requires client authentication; a public client has none.
+            return Err(OAuthError::InvalidClient);
+        }
+        let found = if hint == Some("refresh_token") {
+            match self.introspect_refresh(client, token, now).await? {
+                Some(found) => Some(found),
+                None => self.introspect_access(client, token, now).await?,
+            }
+        } else {
+            match self.introspect_access(client, token, now).await? {
+                Some(found) => Some(found),
+                None => self.introspect_refresh(client, token, now).await?,
+            }
+        };
+        Ok(found.unwrap_or_else(Introspection::inactive))
+    }
+
+    async fn introspect_access(
+        &self,
+        client: &Client,
+        token: &str,
+        now: i64,
+    ) -> Result<Option<Introspection>, OAuthError> {
+        let internal = |e: crate::store::StoreError| OAuthError::Internal(e.into());
+        let Some(claims) = self.live_access_token(token, now).await.map_err(internal)? else {
+            return Ok(None);
+        };
+        if claims.client_id != client.id && !claims.aud.contains(&client.id) {
+            return Ok(None);
+        }
+        let username = self.token_user(&claims).await?;
+        let Some(username) = username else { return Ok(None) };
+        Ok(Some(Introspection {
+            active: true,
+            scope: Some(claims.scope),
+            client_id: Some(claims.client_id),
+            username: username.into(),
+            token_type: Some("Bearer"),
+            exp: Some(claims.exp),
+            iat: Some(claims.iat),
+            sub: Some(claims.sub),
+            aud: Some(claims.aud),
+            iss: Some(claims.iss),
+            jti: Some(claims.jti),
+        }))
+    }
+
+    /// The username behind an access token: `Some(None)` for a client's own token
+    /// (client_credentials), `None` when its user is gone or disabled.
+    async fn token_user(&self, claims: &AccessClaims) -> Result<Option<Option<String>>, OAuthError> {
+        let user = self.store.user_by_id(&claims.sub).await.map_err(|e| OAuthError::Internal(e.into()))?;
+        Ok(match user {
+            Some(u) if !u.disabled => Some(Some(u.username)),
+            Some(_) => None,
+            None if claims.sub == claims.client_id => Some(None),
+            None => None,
+        })
+    }
+
+    async fn introspect_refresh(
+        &self,
+        client: &Client,
+        token: &str,
+        now: i64,
+    ) -> Result<Option<Introspection>, OAuthError> {
+        let internal = |e: crate::store::StoreError| OAuthError::Internal(e.into());
+        let Some(record) = self.store.refresh_record(&opaque::sha256_hex(token)).await.map_err(internal)? else {
+            return Ok(None);
+        };
+        let family = record.family;
+        if record.used_at.is_some() || !family.is_live(now) || family.client_id != client.id {
+            return Ok(None);
+        }
+        let user = self.store.user_by_id(&family.user_id).await.map_err(internal)?;
+        let Some(user) = user.filter(|u| !u.disabled) else { return Ok(None) };
+        Ok(Some(Introspection {
+            active: true,
+            scope: Some(family.scopes.to_string()),
+            client_id: Some(family.client_id),
+            username: Some(user.username),
+            token_type: None,
+            exp: Some(family.expires_at),
+            iat: Some(record.issued_at),
+            sub: Some(family.user_id),
+            aud: None,
+            iss: Some(self.tokens.issuer().to_owned()),
+            jti: None,
+        }))
+    }
+}

@@ -1,0 +1,60 @@
+//! Token revocation (RFC 7009).
+//!
+//! - A refresh token: its whole family is revoked (§2.1: "SHOULD also invalidate all access
+//!   tokens based on the same authorization grant" — for the refresh side, ferrid revokes the
+//!   family; access tokens already issued stay valid offline until they expire).
+//! - An access token: its `jti` is recorded until it expires, and ferrid's own endpoints
+//!   (userinfo, introspection) refuse it. Resource servers that verify offline cannot know.
+//! - An unknown, expired or foreign token: 200, nothing to do (§2.2).
+//! - A token issued to another client: refused with `invalid_grant` (§2.1).
+
+use super::{OAuth, OAuthError};
+use crate::model::Client;
+use crate::tokens::opaque;
+
+impl OAuth {
+    pub async fn revoke(
+        &self,
+        client: &Client,
+        token: &str,
+        hint: Option<&str>,
+        now: i64,
+    ) -> Result<(), OAuthError> {
+        if hint == Some("access_token") {
+            if !self.revoke_access(client, token, now).await? {
+                self.revoke_refresh(client, token, now).await?;
+            }
+        } else if !self.revoke_refresh(client, token, now).await? {
+            self.revoke_access(client, token, now).await?;
+        }
+        Ok(())
+    }
+
+    /// True when `token` was one of our refresh tokens (and is now revoked).
+    async fn revoke_refresh(&self, client: &Client, token: &str, now: i64) -> Result<bool, OAuthError> {
+        let internal = |e: crate::store::StoreError| OAuthError::Internal(e.into());
+        let Some(record) = self.store.refresh_record(&opaque::sha256_hex(token)).await.map_err(internal)? else {
+            return Ok(false);
+        };
+        if record.family.client_id != client.id {
+            return Err(OAuthError::InvalidGrant("this token was issued to another client"));
+        }
+        self.store.revoke_refresh_family(&record.family.id, now).await.map_err(internal)?;
+        tracing::info!(event = "refresh_family_revoked", family_id = record.family.id, client_id = client.id);
+        Ok(true)
+    }
+
+    /// True when `token` was one of our live access tokens (and is now revoked).
+    async fn revoke_access(&self, client: &Client, token: &str, now: i64) -> Result<bool, OAuthError> {
+        let internal = |e: crate::store::StoreError| OAuthError::Internal(e.into());
+        let Some(claims) = self.live_access_token(token, now).await.map_err(internal)? else {
+            return Ok(false);
+        };
+        if claims.client_id != client.id {
+            return Err(OAuthError::InvalidGrant("this token was issued to another client"));
+        }
+        self.store.revoke_access_token(&claims.jti, claims.exp).await.map_err(internal)?;
+        tracing::info!(event = "access_token_revoked", jti = claims.jti, client_id = client.id);
+        Ok(true)
+    }
+}

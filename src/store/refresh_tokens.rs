@@ -1,0 +1,255 @@
+//! Refresh-token families and access-token revocations.
+//!
+//! Validity is decided in the database alone, never in memory: rotation marks the presented
+//! token used with one conditional UPDATE (`… where used_at is null`) in the same transaction
+//! that stores its successor, so of N concurrent refreshes exactly one wins, and a rotation
+//! that was answered is committed (it survives a crash).
+
+use sqlx::FromRow;
+
+use super::{Store, StoreError};
+use crate::model::ScopeSet;
+
+/// One login's chain of refresh tokens.
+#[derive(Clone, Debug)]
+pub struct RefreshFamily {
+    pub id: String,
+    pub client_id: String,
+    pub user_id: String,
+    /// The scopes originally granted: a refresh may ask for these or fewer (RFC 6749 §6).
+    pub scopes: ScopeSet,
+    pub auth_time: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl RefreshFamily {
+    pub fn is_live(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && now < self.expires_at
+    }
+}
+
+/// A stored refresh token and its family.
+#[derive(Clone, Debug)]
+pub struct RefreshRecord {
+    pub family: RefreshFamily,
+    pub issued_at: i64,
+    pub used_at: Option<i64>,
+}
+
+/// What a rotation found.
+#[derive(Debug)]
+pub enum Rotation {
+    /// The token was live and unused: it is now used, and the successor is stored.
+    Rotated(RefreshFamily),
+    /// The token had been rotated already: a replay. Its family is now revoked.
+    Reused(RefreshFamily),
+    /// No such token, or the check refused it (nothing was changed).
+    Refused,
+}
+
+#[derive(FromRow)]
+struct Row {
+    id: String,
+    client_id: String,
+    user_id: String,
+    scopes: String,
+    auth_time: i64,
+    created_at: i64,
+    expires_at: i64,
+    revoked_at: Option<i64>,
+    issued_at: i64,
+    used_at: Option<i64>,
+}
+
+impl TryFrom<Row> for RefreshRecord {
+    type Error = StoreError;
+    fn try_from(r: Row) -> Result<Self, StoreError> {
+        Ok(RefreshRecord {
+            family: RefreshFamily {
+                scopes: ScopeSet::parse(&r.scopes)
+                    .map_err(|e| StoreError::Corrupt(format!("scopes of refresh family {}: {e}", r.id)))?,
+                id: r.id,
+                client_id: r.client_id,
+                user_id: r.user_id,
+                auth_time: r.auth_time,
+                created_at: r.created_at,
+                expires_at: r.expires_at,
+                revoked_at: r.revoked_at,
+            },
+            issued_at: r.issued_at,
+            used_at: r.used_at,
+        })
+    }
+}
+
+const SELECT_RECORD: &str = "select f.id, f.client_id, f.user_id, f.scopes, f.auth_time, \
+     f.created_at, f.expires_at, f.revoked_at, t.issued_at, t.used_at \
+     from refresh_tokens t join refresh_families f on f.id = t.family_id where t.hash = $1";
+
+/// Rows deleted per statement by the purge, so it never holds the write lock for long.
+const PURGE_BATCH: i64 = 500;
+
+impl Store {
+    /// Starts a family with its first token.
+    pub async fn insert_refresh_family(
+        &self,
+        family: &RefreshFamily,
+        token_hash: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "insert into refresh_families \
+             (id, client_id, user_id, scopes, auth_time, created_at, expires_at, revoked_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, null)",
+        )
+        .bind(&family.id)
+        .bind(&family.client_id)
+        .bind(&family.user_id)
+        .bind(family.scopes.to_string())
+        .bind(family.auth_time)
+        .bind(family.created_at)
+        .bind(family.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("insert into refresh_tokens (hash, family_id, issued_at) values ($1, $2, $3)")
+            .bind(token_hash)
+            .bind(&family.id)
+            .bind(family.created_at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The token and its family, without changing anything (introspection).
+    pub async fn refresh_record(&self, token_hash: &str) -> Result<Option<RefreshRecord>, StoreError> {
+        let row: Option<Row> =
+            sqlx::query_as(SELECT_RECORD).bind(token_hash).fetch_optional(&self.pool).await?;
+        row.map(RefreshRecord::try_from).transpose()
+    }
+
+    /// Rotates a refresh token in one transaction: marks it used (only if it was unused),
+    /// lets `accept` judge the family (client, user, lifetime), and stores the successor.
+    /// A token that was already used revokes its family (RFC 9700 §4.14.2).
+    pub async fn rotate_refresh_token(
+        &self,
+        token_hash: &str,
+        successor_hash: &str,
+        now: i64,
+        accept: impl FnOnce(&RefreshFamily) -> bool,
+    ) -> Result<Rotation, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // The write comes first, so the transaction holds the write lock from its first
+        // statement (no read-then-upgrade deadlock on SQLite), and the conditional UPDATE is
+        // what decides a race: only one presenter sees rows_affected == 1.
+        let won = sqlx::query("update refresh_tokens set used_at = $1 where hash = $2 and used_at is null")
+            .bind(now)
+            .bind(token_hash)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        let row: Option<Row> = sqlx::query_as(SELECT_RECORD).bind(token_hash).fetch_optional(&mut *tx).await?;
+        let Some(record) = row.map(RefreshRecord::try_from).transpose()? else {
+            return Ok(Rotation::Refused);
+        };
+        let family = record.family;
+        if !won {
+            // Replay of a rotated token: whoever presents it, the family is compromised.
+            revoke_family_in(&mut tx, &family.id, now).await?;
+            tx.commit().await?;
+            return Ok(Rotation::Reused(family));
+        }
+        if !family.is_live(now) || !accept(&family) {
+            tx.rollback().await?;
+            return Ok(Rotation::Refused);
+        }
+        sqlx::query("insert into refresh_tokens (hash, family_id, issued_at) values ($1, $2, $3)")
+            .bind(successor_hash)
+            .bind(&family.id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Rotation::Rotated(family))
+    }
+
+    /// Revokes a family (RFC 7009 §2.1: revoking a refresh token revokes its family).
+    pub async fn revoke_refresh_family(&self, family_id: &str, now: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        revoke_family_in(&mut tx, family_id, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records a revoked access token until it expires anyway.
+    pub async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
+        sqlx::query("insert into revoked_access_tokens (jti, expires_at) values ($1, $2) on conflict (jti) do nothing")
+            .bind(jti)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        let found: Option<(String,)> = sqlx::query_as("select jti from revoked_access_tokens where jti = $1")
+            .bind(jti)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    /// Deletes expired families (with their tokens) and expired revocation records, in small
+    /// batches. Returns how many families and records went.
+    pub async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            // Tokens go with their family (`on delete cascade`).
+            let n = sqlx::query(
+                "delete from refresh_families where id in \
+                 (select id from refresh_families where expires_at <= $1 limit $2)",
+            )
+            .bind(now)
+            .bind(PURGE_BATCH)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            total += n;
+            if n < PURGE_BATCH as u64 {
+                break;
+            }
+        }
+        loop {
+            let n = sqlx::query(
+                "delete from revoked_access_tokens where jti in \
+                 (select jti from revoked_access_tokens where expires_at <= $1 limit $2)",
+            )
+            .bind(now)
+            .bind(PURGE_BATCH)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            total += n;
+            if n < PURGE_BATCH as u64 {
+                break;
+            }
+        }
+        Ok(total)
+    }
+}
+
+async fn revoke_family_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    family_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("update refresh_families set revoked_at = $1 where id = $2 and revoked_at is null")
+        .bind(now)
+        .bind(family_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
