@@ -69,6 +69,13 @@ impl App {
             .issuer
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
+        if config.issuer.is_none() && addr.ip().is_unspecified() {
+            tracing::warn!(
+                issuer,
+                "no --issuer given while listening on all interfaces: relying parties cannot use \
+                 this issuer URL; set --issuer to the URL they reach, e.g. https://id.example.com"
+            );
+        }
 
         let oauth = OAuth {
             store,
@@ -161,7 +168,10 @@ impl App {
             created_at: now,
         };
         store.insert_client(&client).await?;
-        let password: String = crate::tokens::opaque::random_token()?.chars().take(20).collect();
+        let password: String = crate::tokens::opaque::random_token()?
+            .chars()
+            .take(20)
+            .collect();
         let hash = self
             .state
             .oauth

@@ -514,6 +514,13 @@ fn validate_client_id(id: &str) -> anyhow::Result<()> {
     if !ok {
         bail!("a client id must be 1 to 128 characters of A-Z a-z 0-9 - . _ ~");
     }
+    // A client's own tokens (client_credentials) carry its id as `sub`; user subjects are
+    // UUIDs, so a UUID-shaped client id could pass for a user at a resource server.
+    if uuid::Uuid::parse_str(id).is_ok() {
+        bail!(
+            "a client id may not look like a UUID (users' ids are UUIDs); choose a name such as my-app"
+        );
+    }
     Ok(())
 }
 

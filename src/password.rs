@@ -176,21 +176,29 @@ impl Passwords {
         &self,
         job: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let _admitted = self
+        let admitted = self
             .inner
             .admitted
-            .try_acquire()
+            .clone()
+            .try_acquire_owned()
             .map_err(|_| PasswordError::Busy)?;
-        let _running = self
+        let running = self
             .inner
             .running
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|e| PasswordError::Internal(e.to_string()))?;
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(job))
-            .await
-            .map_err(|e| PasswordError::Internal(e.to_string()))?
+        // The permits move into the job: when the request is dropped (client gone, timeout)
+        // while the hash runs, its core stays taken until the hash is done, so cancelled
+        // logins cannot pile up more hashing than there are cores.
+        tokio::task::spawn_blocking(move || {
+            let _permits = (admitted, running);
+            span.in_scope(job)
+        })
+        .await
+        .map_err(|e| PasswordError::Internal(e.to_string()))?
     }
 }
 
@@ -322,5 +330,41 @@ mod tests {
         let (a, b, c) = tokio::join!(a, b, c);
         assert!(a.is_ok() && b.is_ok());
         assert!(matches!(c, Err(PasswordError::Busy)));
+    }
+
+    #[tokio::test]
+    async fn cancelled_callers_keep_their_core_until_the_hash_is_done() {
+        // Slow enough (≈ tens of ms) that the cancellations land while it runs.
+        let p = Passwords::new(
+            HashParams {
+                memory_kib: 16 * 1024,
+                iterations: 3,
+                parallelism: 1,
+            },
+            1,
+            0,
+        )
+        .unwrap();
+        let first = tokio::time::timeout(
+            std::time::Duration::from_millis(1),
+            p.hash(Secret::new("a")),
+        )
+        .await;
+        assert!(first.is_err(), "the caller gave up");
+        // The abandoned hash still holds the only core: the next caller is refused.
+        assert!(matches!(
+            p.hash(Secret::new("b")).await,
+            Err(PasswordError::Busy)
+        ));
+        // Once it finishes, the core is free again.
+        let mut freed = false;
+        for _ in 0..200 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            if p.hash(Secret::new("c")).await.is_ok() {
+                freed = true;
+                break;
+            }
+        }
+        assert!(freed);
     }
 }

@@ -104,11 +104,17 @@ impl IntoResponse for BearerError {
         if let Some(scope) = scope {
             challenge.push_str(&format!(r#", scope="{scope}""#));
         }
-        let body = ErrorBody {
-            error: code.unwrap_or("invalid_token"),
-            error_description: description,
+        // §3.1: a request without a token gets the bare challenge, so no error body either.
+        let mut res = match code {
+            Some(error) => {
+                let body = ErrorBody {
+                    error,
+                    error_description: description,
+                };
+                no_store((status, Json(body)).into_response())
+            }
+            None => no_store(status.into_response()),
         };
-        let mut res = no_store((status, Json(body)).into_response());
         if let Ok(v) = HeaderValue::from_str(&challenge) {
             res.headers_mut().insert(WWW_AUTHENTICATE, v);
         }

@@ -22,7 +22,10 @@ pub async fn token(
     Ok(no_store(Json(issued).into_response()))
 }
 
-fn client_auth(basic: Option<(String, crate::model::Secret)>, params: &Params) -> Result<ClientAuth, OAuthError> {
+fn client_auth(
+    basic: Option<(String, crate::model::Secret)>,
+    params: &Params,
+) -> Result<ClientAuth, OAuthError> {
     ClientAuth::from_parts(basic, params.get("client_id"), params.get("client_secret"))
 }
 
@@ -33,7 +36,10 @@ pub async fn introspect(
 ) -> Result<Response, OAuthError> {
     let client = authenticate(&s.oauth.store, &client_auth(basic, &params)?).await?;
     let token = params.require("token")?;
-    let answer = s.oauth.introspect(&client, token, params.get("token_type_hint"), s.clock.now()).await?;
+    let answer = s
+        .oauth
+        .introspect(&client, token, params.get("token_type_hint"), s.clock.now())
+        .await?;
     Ok(no_store(Json(answer).into_response()))
 }
 
@@ -44,7 +50,9 @@ pub async fn revoke(
 ) -> Result<Response, OAuthError> {
     let client = authenticate(&s.oauth.store, &client_auth(basic, &params)?).await?;
     let token = params.require("token")?;
-    s.oauth.revoke(&client, token, params.get("token_type_hint"), s.clock.now()).await?;
+    s.oauth
+        .revoke(&client, token, params.get("token_type_hint"), s.clock.now())
+        .await?;
     // RFC 7009 §2.2: 200, whether or not there was anything to revoke.
     Ok(no_store(().into_response()))
 }

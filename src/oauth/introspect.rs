@@ -85,7 +85,9 @@ impl OAuth {
             return Ok(None);
         }
         let username = self.token_user(&claims).await?;
-        let Some(username) = username else { return Ok(None) };
+        let Some(username) = username else {
+            return Ok(None);
+        };
         Ok(Some(Introspection {
             active: true,
             scope: Some(claims.scope),
@@ -103,8 +105,15 @@ impl OAuth {
 
     /// The username behind an access token: `Some(None)` for a client's own token
     /// (client_credentials), `None` when its user is gone or disabled.
-    async fn token_user(&self, claims: &AccessClaims) -> Result<Option<Option<String>>, OAuthError> {
-        let user = self.store.user_by_id(&claims.sub).await.map_err(|e| OAuthError::Internal(e.into()))?;
+    async fn token_user(
+        &self,
+        claims: &AccessClaims,
+    ) -> Result<Option<Option<String>>, OAuthError> {
+        let user = self
+            .store
+            .user_by_id(&claims.sub)
+            .await
+            .map_err(|e| OAuthError::Internal(e.into()))?;
         Ok(match user {
             Some(u) if !u.disabled => Some(Some(u.username)),
             Some(_) => None,
@@ -120,15 +129,26 @@ impl OAuth {
         now: i64,
     ) -> Result<Option<Introspection>, OAuthError> {
         let internal = |e: crate::store::StoreError| OAuthError::Internal(e.into());
-        let Some(record) = self.store.refresh_record(&opaque::sha256_hex(token)).await.map_err(internal)? else {
+        let Some(record) = self
+            .store
+            .refresh_record(&opaque::sha256_hex(token))
+            .await
+            .map_err(internal)?
+        else {
             return Ok(None);
         };
         let family = record.family;
         if record.used_at.is_some() || !family.is_live(now) || family.client_id != client.id {
             return Ok(None);
         }
-        let user = self.store.user_by_id(&family.user_id).await.map_err(internal)?;
-        let Some(user) = user.filter(|u| !u.disabled) else { return Ok(None) };
+        let user = self
+            .store
+            .user_by_id(&family.user_id)
+            .await
+            .map_err(internal)?;
+        let Some(user) = user.filter(|u| !u.disabled) else {
+            return Ok(None);
+        };
         Ok(Some(Introspection {
             active: true,
             scope: Some(family.scopes.to_string()),

@@ -6,8 +6,17 @@ use std::collections::{HashMap, HashSet};
 
 use super::OAuthError;
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Params(HashMap<String, String>);
+
+/// Names only: values include passwords, client secrets and tokens.
+impl std::fmt::Debug for Params {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&str> = self.0.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        f.debug_tuple("Params").field(&names).finish()
+    }
+}
 
 impl Params {
     /// Parses a form body. Refuses a repeated parameter (§3.1: "Request and response
@@ -64,6 +73,11 @@ mod tests {
         assert_eq!(p.get("scope"), None);
         assert!(
             matches!(p.require("password"), Err(OAuthError::InvalidRequest(m)) if m.contains("password"))
+        );
+        let secret = Params::parse(b"password=hunter2&client_secret=s3cr3t").unwrap();
+        let shown = format!("{secret:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3cr3t") && shown.contains("password")
         );
     }
 

@@ -31,30 +31,63 @@ impl OAuth {
     }
 
     /// True when `token` was one of our refresh tokens (and is now revoked).
-    async fn revoke_refresh(&self, client: &Client, token: &str, now: i64) -> Result<bool, OAuthError> {
+    async fn revoke_refresh(
+        &self,
+        client: &Client,
+        token: &str,
+        now: i64,
+    ) -> Result<bool, OAuthError> {
         let internal = |e: crate::store::StoreError| OAuthError::Internal(e.into());
-        let Some(record) = self.store.refresh_record(&opaque::sha256_hex(token)).await.map_err(internal)? else {
+        let Some(record) = self
+            .store
+            .refresh_record(&opaque::sha256_hex(token))
+            .await
+            .map_err(internal)?
+        else {
             return Ok(false);
         };
         if record.family.client_id != client.id {
-            return Err(OAuthError::InvalidGrant("this token was issued to another client"));
+            return Err(OAuthError::InvalidGrant(
+                "this token was issued to another client",
+            ));
         }
-        self.store.revoke_refresh_family(&record.family.id, now).await.map_err(internal)?;
-        tracing::info!(event = "refresh_family_revoked", family_id = record.family.id, client_id = client.id);
+        self.store
+            .revoke_refresh_family(&record.family.id, now)
+            .await
+            .map_err(internal)?;
+        tracing::info!(
+            event = "refresh_family_revoked",
+            family_id = record.family.id,
+            client_id = client.id
+        );
         Ok(true)
     }
 
     /// True when `token` was one of our live access tokens (and is now revoked).
-    async fn revoke_access(&self, client: &Client, token: &str, now: i64) -> Result<bool, OAuthError> {
+    async fn revoke_access(
+        &self,
+        client: &Client,
+        token: &str,
+        now: i64,
+    ) -> Result<bool, OAuthError> {
         let internal = |e: crate::store::StoreError| OAuthError::Internal(e.into());
         let Some(claims) = self.live_access_token(token, now).await.map_err(internal)? else {
             return Ok(false);
         };
         if claims.client_id != client.id {
-            return Err(OAuthError::InvalidGrant("this token was issued to another client"));
+            return Err(OAuthError::InvalidGrant(
+                "this token was issued to another client",
+            ));
         }
-        self.store.revoke_access_token(&claims.jti, claims.exp).await.map_err(internal)?;
-        tracing::info!(event = "access_token_revoked", jti = claims.jti, client_id = client.id);
+        self.store
+            .revoke_access_token(&claims.jti, claims.exp)
+            .await
+            .map_err(internal)?;
+        tracing::info!(
+            event = "access_token_revoked",
+            jti = claims.jti,
+            client_id = client.id
+        );
         Ok(true)
     }
 }

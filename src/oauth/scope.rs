@@ -86,7 +86,10 @@ pub fn grant_for_refresh(
         Some(requested) => {
             if let Some(scope) = requested.iter().find(|s| !original.contains(s)) {
                 return Err(OAuthError::InvalidScope(
-                    format!("scope {scope} was not granted originally; a refresh cannot widen the scope").into(),
+                    format!(
+                        "scope {scope} was not granted originally; a refresh cannot widen the scope"
+                    )
+                    .into(),
                 ));
             }
             grant_for_user(Some(requested), client, user)
@@ -101,7 +104,10 @@ pub fn grant_for_refresh(
 }
 
 /// The scopes of a `client_credentials` grant: permission scopes of the client only.
-pub fn grant_for_client(requested: Option<&ScopeSet>, client: &Client) -> Result<ScopeSet, OAuthError> {
+pub fn grant_for_client(
+    requested: Option<&ScopeSet>,
+    client: &Client,
+) -> Result<ScopeSet, OAuthError> {
     check_client(requested, client)?;
     match requested {
         Some(requested) => match requested.iter().find(|s| is_user_independent(s)) {
@@ -200,7 +206,10 @@ mod tests {
         let original = ScopeSet::parse("openid profile items:read").unwrap();
         let narrowed = grant_for_refresh(req("openid").as_ref(), &original, &c, &u).unwrap();
         assert_eq!(narrowed.to_string(), "openid");
-        assert_eq!(grant_for_refresh(None, &original, &c, &u).unwrap(), original);
+        assert_eq!(
+            grant_for_refresh(None, &original, &c, &u).unwrap(),
+            original
+        );
         assert!(matches!(
             grant_for_refresh(req("openid email").as_ref(), &original, &c, &u),
             Err(OAuthError::InvalidScope(_))
@@ -213,10 +222,24 @@ mod tests {
     #[test]
     fn client_credentials_get_permission_scopes_only() {
         let c = client("openid items:read items:write");
-        assert_eq!(grant_for_client(None, &c).unwrap().to_string(), "items:read items:write");
-        assert_eq!(grant_for_client(req("items:read").as_ref(), &c).unwrap().to_string(), "items:read");
-        assert!(matches!(grant_for_client(req("openid").as_ref(), &c), Err(OAuthError::InvalidScope(_))));
-        assert!(matches!(grant_for_client(req("admin").as_ref(), &c), Err(OAuthError::InvalidScope(_))));
+        assert_eq!(
+            grant_for_client(None, &c).unwrap().to_string(),
+            "items:read items:write"
+        );
+        assert_eq!(
+            grant_for_client(req("items:read").as_ref(), &c)
+                .unwrap()
+                .to_string(),
+            "items:read"
+        );
+        assert!(matches!(
+            grant_for_client(req("openid").as_ref(), &c),
+            Err(OAuthError::InvalidScope(_))
+        ));
+        assert!(matches!(
+            grant_for_client(req("admin").as_ref(), &c),
+            Err(OAuthError::InvalidScope(_))
+        ));
     }
 
     #[test]

@@ -22,7 +22,9 @@ impl OAuth {
             .live_access_token(access_token, now)
             .await
             .map_err(|e| BearerError::Internal(e.into()))?
-            .ok_or(BearerError::InvalidToken("the access token is invalid, expired or revoked"))?;
+            .ok_or(BearerError::InvalidToken(
+                "the access token is invalid, expired or revoked",
+            ))?;
         let scopes = ScopeSet::parse(&claims.scope)
             .map_err(|_| BearerError::InvalidToken("the access token is invalid or expired"))?;
         if !scopes.contains(OPENID) {

@@ -79,7 +79,11 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        let n = sqlx::query("delete from clients where id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
+        let n = sqlx::query("delete from clients where id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         tx.commit().await?;
         Ok(n == 1)
     }

@@ -68,8 +68,9 @@ impl TryFrom<Row> for RefreshRecord {
     fn try_from(r: Row) -> Result<Self, StoreError> {
         Ok(RefreshRecord {
             family: RefreshFamily {
-                scopes: ScopeSet::parse(&r.scopes)
-                    .map_err(|e| StoreError::Corrupt(format!("scopes of refresh family {}: {e}", r.id)))?,
+                scopes: ScopeSet::parse(&r.scopes).map_err(|e| {
+                    StoreError::Corrupt(format!("scopes of refresh family {}: {e}", r.id))
+                })?,
                 id: r.id,
                 client_id: r.client_id,
                 user_id: r.user_id,
@@ -124,9 +125,14 @@ impl Store {
     }
 
     /// The token and its family, without changing anything (introspection).
-    pub async fn refresh_record(&self, token_hash: &str) -> Result<Option<RefreshRecord>, StoreError> {
-        let row: Option<Row> =
-            sqlx::query_as(SELECT_RECORD).bind(token_hash).fetch_optional(&self.pool).await?;
+    pub async fn refresh_record(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<RefreshRecord>, StoreError> {
+        let row: Option<Row> = sqlx::query_as(SELECT_RECORD)
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(RefreshRecord::try_from).transpose()
     }
 
@@ -144,14 +150,19 @@ impl Store {
         // The write comes first, so the transaction holds the write lock from its first
         // statement (no read-then-upgrade deadlock on SQLite), and the conditional UPDATE is
         // what decides a race: only one presenter sees rows_affected == 1.
-        let won = sqlx::query("update refresh_tokens set used_at = $1 where hash = $2 and used_at is null")
-            .bind(now)
-            .bind(token_hash)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
+        let won = sqlx::query(
+            "update refresh_tokens set used_at = $1 where hash = $2 and used_at is null",
+        )
+        .bind(now)
+        .bind(token_hash)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
             == 1;
-        let row: Option<Row> = sqlx::query_as(SELECT_RECORD).bind(token_hash).fetch_optional(&mut *tx).await?;
+        let row: Option<Row> = sqlx::query_as(SELECT_RECORD)
+            .bind(token_hash)
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some(record) = row.map(RefreshRecord::try_from).transpose()? else {
             return Ok(Rotation::Refused);
         };
@@ -195,10 +206,11 @@ impl Store {
     }
 
     pub async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-        let found: Option<(String,)> = sqlx::query_as("select jti from revoked_access_tokens where jti = $1")
-            .bind(jti)
-            .fetch_optional(&self.pool)
-            .await?;
+        let found: Option<(String,)> =
+            sqlx::query_as("select jti from revoked_access_tokens where jti = $1")
+                .bind(jti)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(found.is_some())
     }
 

@@ -179,10 +179,12 @@ async fn revoke_families_of(
     user_id: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query("update refresh_families set revoked_at = $1 where user_id = $2 and revoked_at is null")
-        .bind(now)
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "update refresh_families set revoked_at = $1 where user_id = $2 and revoked_at is null",
+    )
+    .bind(now)
+    .bind(user_id)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }

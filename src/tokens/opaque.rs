@@ -27,6 +27,9 @@ mod tests {
         let t = random_token().unwrap();
         assert_eq!(t.len(), 43);
         assert_ne!(t, random_token().unwrap());
-        assert_eq!(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            sha256_hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

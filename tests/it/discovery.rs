@@ -15,7 +15,10 @@ async fn discovery_lists_only_what_is_implemented_and_every_url_answers() {
         doc["grant_types_supported"],
         serde_json::json!(["password", "refresh_token", "client_credentials"])
     );
-    assert_eq!(doc["introspection_endpoint"], app.url("/introspect").as_str());
+    assert_eq!(
+        doc["introspection_endpoint"],
+        app.url("/introspect").as_str()
+    );
     assert_eq!(doc["revocation_endpoint"], app.url("/revoke").as_str());
     assert_eq!(
         doc["id_token_signing_alg_values_supported"],
@@ -53,7 +56,11 @@ async fn discovery_lists_only_what_is_implemented_and_every_url_answers() {
         if field == "issuer" {
             continue;
         }
-        let post_only = ["token_endpoint", "introspection_endpoint", "revocation_endpoint"];
+        let post_only = [
+            "token_endpoint",
+            "introspection_endpoint",
+            "revocation_endpoint",
+        ];
         let res = if post_only.contains(&field.as_str()) {
             app.http.post(url).send().await.unwrap()
         } else {

@@ -7,6 +7,7 @@ mod support;
 mod cli;
 mod discovery;
 mod keys;
+mod lifecycle;
 mod logs;
 mod relying_party;
 mod token;

@@ -449,3 +449,21 @@ async fn logins_beyond_the_hashing_queue_get_503_with_retry_after() {
     // Once the burst is over, logins work again.
     app.login("openid").await;
 }
+
+#[tokio::test]
+async fn failed_logins_are_answered_no_sooner_than_the_floor() {
+    let app = TestApp::spawn().await;
+    let floor = ferrid::oauth::grants::FAILED_LOGIN_FLOOR;
+    for (user, pw) in [(USER, "wrong"), ("nobody", "wrong")] {
+        let start = std::time::Instant::now();
+        let res = app
+            .token(&password(user, pw), Some((CLIENT, CLIENT_SECRET)))
+            .await;
+        assert_eq!(res.status(), 400);
+        assert!(
+            start.elapsed() >= floor,
+            "{user}: answered after {:?}",
+            start.elapsed()
+        );
+    }
+}

@@ -2,6 +2,7 @@
 
 mod client_credentials;
 mod password;
+pub use password::FAILED_LOGIN_FLOOR;
 mod refresh_token;
 
 use serde::Serialize;
@@ -13,7 +14,7 @@ use crate::store::RefreshFamily;
 use crate::tokens::{AccessClaims, Audience, IdClaims, ProfileClaims, at_hash, opaque};
 
 /// A successful token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,
@@ -26,8 +27,11 @@ pub struct TokenResponse {
 }
 
 /// The grant types this build implements; discovery advertises exactly these.
-pub const SUPPORTED: [GrantType; 3] =
-    [GrantType::Password, GrantType::RefreshToken, GrantType::ClientCredentials];
+pub const SUPPORTED: [GrantType; 3] = [
+    GrantType::Password,
+    GrantType::RefreshToken,
+    GrantType::ClientCredentials,
+];
 
 impl OAuth {
     /// `POST /token`: authenticates the client, then runs the grant it asked for.
@@ -99,8 +103,11 @@ impl OAuth {
         auth_time: Option<i64>,
         now: i64,
     ) -> Result<String, OAuthError> {
-        let audiences =
-            if client.audiences.is_empty() { vec![client.id.clone()] } else { client.audiences.clone() };
+        let audiences = if client.audiences.is_empty() {
+            vec![client.id.clone()]
+        } else {
+            client.audiences.clone()
+        };
         let access = AccessClaims {
             iss: self.tokens.issuer().to_owned(),
             sub: sub.to_owned(),
@@ -125,7 +132,8 @@ impl OAuth {
         auth_time: i64,
         now: i64,
     ) -> Result<TokenResponse, OAuthError> {
-        let access_token = self.sign_access_token(client, &user.id, scopes, Some(auth_time), now)?;
+        let access_token =
+            self.sign_access_token(client, &user.id, scopes, Some(auth_time), now)?;
         let id_token = if scopes.contains(OPENID) {
             let id = IdClaims {
                 iss: self.tokens.issuer().to_owned(),
@@ -169,4 +177,19 @@ pub(crate) fn profile_claims(user: &User, scopes: &ScopeSet) -> ProfileClaims {
 
 fn internal(e: impl std::error::Error + Send + Sync + 'static) -> OAuthError {
     OAuthError::Internal(anyhow::Error::new(e))
+}
+
+/// The tokens are secrets: `Debug` shows only what is not.
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("id_token", &self.id_token.as_ref().map(|_| "[redacted]"))
+            .finish_non_exhaustive()
+    }
 }

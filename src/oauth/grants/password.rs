@@ -6,7 +6,11 @@
 //! - only clients registered for `password` may use it (`unauthorized_client` otherwise);
 //! - wrong password, unknown user and disabled user get one identical answer, after the same
 //!   work (an unknown user is checked against a dummy hash);
-//! - hashing runs on the blocking pool behind a bounded queue, answered 503 when full.
+//! - hashing runs on the blocking pool behind a bounded queue, answered 503 when full;
+//! - a failed login is answered no sooner than [`FAILED_LOGIN_FLOOR`] after it arrived. The
+//!   dummy hash only costs what a current argon2id hash costs; users whose stored hash is
+//!   slower (bcrypt imports, argon2id with older parameters, until their next login) would
+//!   otherwise stand out by timing. The wait is asynchronous: it holds no core.
 
 use super::super::scope;
 use super::{OAuth, OAuthError, TokenResponse};
@@ -17,6 +21,10 @@ use crate::password::{PasswordError, Verified};
 /// The one answer for every failed login (RFC 6749 §5.2 invalid_grant).
 const BAD_CREDENTIALS: &str = "the username or password is incorrect";
 
+/// The earliest a failed login is answered: longer than a bcrypt check at passlib's default
+/// cost (12 rounds, a few hundred milliseconds), so every failure looks the same.
+pub const FAILED_LOGIN_FLOOR: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl OAuth {
     pub(super) async fn password_grant(
         &self,
@@ -24,6 +32,7 @@ impl OAuth {
         params: &Params,
         now: i64,
     ) -> Result<TokenResponse, OAuthError> {
+        let started = tokio::time::Instant::now();
         let username = params.require("username")?;
         let password = Secret::new(params.require("password")?);
         let requested = scope::parse_requested(params.get("scope"))?;
@@ -48,6 +57,7 @@ impl OAuth {
             (Some(user), Verified::Match { rehash }) if !user.disabled => (user, rehash),
             _ => {
                 tracing::info!(event = "login_failed", "password grant refused");
+                tokio::time::sleep_until(started + FAILED_LOGIN_FLOOR).await;
                 return Err(OAuthError::InvalidGrant(BAD_CREDENTIALS));
             }
         };
@@ -58,7 +68,9 @@ impl OAuth {
         }
         let granted = scope::grant_for_user(requested.as_ref(), client, &user)?;
         let mut response = self.mint_for_user(client, &user, &granted, now, now)?;
-        response.refresh_token = self.start_refresh_family(client, &user, &granted, now, now).await?;
+        response.refresh_token = self
+            .start_refresh_family(client, &user, &granted, now, now)
+            .await?;
         Ok(response)
     }
 

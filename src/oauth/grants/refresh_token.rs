@@ -13,7 +13,8 @@ use crate::oauth::Params;
 use crate::store::Rotation;
 use crate::tokens::opaque;
 
-const INVALID: &str = "the refresh token is invalid, expired, revoked or was issued to another client";
+const INVALID: &str =
+    "the refresh token is invalid, expired, revoked or was issued to another client";
 
 impl OAuth {
     pub(super) async fn refresh_grant(
@@ -27,8 +28,14 @@ impl OAuth {
         let presented_hash = opaque::sha256_hex(presented);
         let internal = |e: crate::store::StoreError| OAuthError::Internal(e.into());
 
-        let record = self.store.refresh_record(&presented_hash).await.map_err(internal)?;
-        let Some(record) = record else { return Err(OAuthError::InvalidGrant(INVALID)) };
+        let record = self
+            .store
+            .refresh_record(&presented_hash)
+            .await
+            .map_err(internal)?;
+        let Some(record) = record else {
+            return Err(OAuthError::InvalidGrant(INVALID));
+        };
         let family = &record.family;
         // A token that was never used, presented by another client, is refused and left as it
         // is (RFC 6749 §6: bound to the client it was issued to). A used one is a replay
@@ -55,7 +62,8 @@ impl OAuth {
             .map_err(internal)?;
         match rotation {
             Rotation::Rotated(family) => {
-                let mut response = self.mint_for_user(client, &user, &granted, family.auth_time, now)?;
+                let mut response =
+                    self.mint_for_user(client, &user, &granted, family.auth_time, now)?;
                 response.refresh_token = Some(successor);
                 Ok(response)
             }

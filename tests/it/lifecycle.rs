@@ -1,0 +1,587 @@
+//! The token lifecycle: refresh rotation and reuse detection (RFC 6749 §6, RFC 9700 §4.14),
+//! client_credentials (§4.4), introspection (RFC 7662) and revocation (RFC 7009).
+
+use serde_json::Value;
+
+use crate::support::{PASSWORD, TestApp, USER, ferrid_cli, stderr};
+use crate::token::insecure_claims;
+
+/// A confidential client registered for password and refresh_token.
+const APP: &str = "app";
+const APP_SECRET: &str = "app-secret-0123456789-0123456789-0123456789";
+/// A resource server, registered only to introspect.
+const API: &str = "api";
+const API_SECRET: &str = "api-secret-0123456789-0123456789-0123456789";
+
+async fn spawn() -> TestApp {
+    let app = TestApp::spawn().await;
+    app.add_client(
+        APP,
+        Some(APP_SECRET),
+        &["password", "refresh_token"],
+        "openid profile email offline_access items:read",
+    )
+    .await;
+    app.add_client(API, Some(API_SECRET), &["client_credentials"], "items:read")
+        .await;
+    app
+}
+
+async fn login(app: &TestApp, scope: &str) -> Value {
+    let res = app
+        .token(
+            &[
+                ("grant_type", "password"),
+                ("username", USER),
+                ("password", PASSWORD),
+                ("scope", scope),
+            ],
+            Some((APP, APP_SECRET)),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+async fn refresh(app: &TestApp, token: &str, scope: Option<&str>) -> (u16, Value) {
+    let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", token)];
+    if let Some(scope) = scope {
+        form.push(("scope", scope));
+    }
+    let res = app.token(&form, Some((APP, APP_SECRET))).await;
+    let status = res.status().as_u16();
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    (status, res.json().await.unwrap())
+}
+
+fn rt(body: &Value) -> String {
+    body["refresh_token"]
+        .as_str()
+        .expect("a refresh token")
+        .to_owned()
+}
+
+pub async fn introspect(app: &TestApp, token: &str, creds: (&str, &str)) -> Value {
+    let res = app
+        .http
+        .post(app.url("/introspect"))
+        .basic_auth(creds.0, Some(creds.1))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    res.json().await.unwrap()
+}
+
+async fn revoke(app: &TestApp, token: &str, creds: (&str, &str)) -> reqwest::Response {
+    app.http
+        .post(app.url("/revoke"))
+        .basic_auth(creds.0, Some(creds.1))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+}
+
+fn inactive() -> Value {
+    serde_json::json!({"active": false})
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_a_replay_revokes_the_whole_family() {
+    let app = spawn().await;
+    let first = login(&app, "openid profile").await;
+    let r1 = rt(&first);
+    assert_eq!(r1.len(), 43, "256 bits, base64url");
+
+    let (status, second) = refresh(&app, &r1, None).await;
+    assert_eq!(status, 200, "{second}");
+    let r2 = rt(&second);
+    assert_ne!(r1, r2, "rotated");
+    assert!(second["access_token"].is_string() && second["id_token"].is_string());
+
+    // Replaying r1 — in the same second as its rotation — fails and revokes the family,
+    // so r2, never used, is dead too (RFC 9700 §4.14.2).
+    let (status, body) = refresh(&app, &r1, None).await;
+    assert_eq!(
+        (status, body["error"].as_str().unwrap()),
+        (400, "invalid_grant")
+    );
+    let (status, body) = refresh(&app, &r2, None).await;
+    assert_eq!(
+        (status, body["error"].as_str().unwrap()),
+        (400, "invalid_grant")
+    );
+    assert_eq!(introspect(&app, &r2, (APP, APP_SECRET)).await, inactive());
+
+    // Only digests are stored.
+    let stored = app.store.refresh_record(&r2).await.unwrap();
+    assert!(stored.is_none(), "the raw token is not a key of the table");
+}
+
+#[tokio::test]
+async fn a_refresh_may_narrow_the_scope_but_never_widen_it() {
+    let app = spawn().await;
+    let first = login(&app, "openid profile items:read").await;
+    let (status, narrow) = refresh(&app, &rt(&first), Some("items:read")).await;
+    assert_eq!(status, 200);
+    assert_eq!(narrow["scope"], "items:read");
+    assert!(narrow.get("id_token").is_none(), "no openid, no ID token");
+    // Omitting the scope asks for the original grant again (RFC 6749 §6).
+    let (status, back) = refresh(&app, &rt(&narrow), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(back["scope"], "items:read openid profile");
+    // Widening fails, and leaves the token usable.
+    let (status, body) = refresh(&app, &rt(&back), Some("openid email")).await;
+    assert_eq!(
+        (status, body["error"].as_str().unwrap()),
+        (400, "invalid_scope")
+    );
+    let (status, _) = refresh(&app, &rt(&back), None).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn of_twenty_concurrent_refreshes_of_one_token_exactly_one_succeeds() {
+    let app = spawn().await;
+    let token = rt(&login(&app, "openid").await);
+    let results =
+        futures_util::future::join_all((0..20).map(|_| refresh(&app, &token, None))).await;
+    let won = results.iter().filter(|(s, _)| *s == 200).count();
+    assert_eq!(won, 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .filter(|(s, _)| *s != 200)
+            .all(|(s, b)| *s == 400 && b["error"] == "invalid_grant")
+    );
+}
+
+#[tokio::test]
+async fn refreshed_id_tokens_keep_sub_and_auth_time_and_the_family_has_an_absolute_lifetime() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_with(dir, ferrid::clock::Clock::system(), |c| {
+        c.refresh_token_ttl = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    app.add_client(
+        APP,
+        Some(APP_SECRET),
+        &["password", "refresh_token"],
+        "openid",
+    )
+    .await;
+    app.add_user(USER, PASSWORD, "").await;
+    let first = login(&app, "openid").await;
+    let id1 = insecure_claims(first["id_token"].as_str().unwrap());
+
+    app.clock.advance(1000);
+    let (status, second) = refresh(&app, &rt(&first), None).await;
+    assert_eq!(status, 200);
+    let id2 = insecure_claims(second["id_token"].as_str().unwrap());
+    assert_eq!(id2["sub"], id1["sub"]);
+    assert_eq!(
+        id2["auth_time"], id1["auth_time"],
+        "auth_time is the login, not the refresh"
+    );
+    assert_eq!(
+        id2["iat"].as_i64().unwrap(),
+        id1["iat"].as_i64().unwrap() + 1000
+    );
+
+    // An hour after the login the family is over, however recently it was rotated.
+    app.clock.advance(2601);
+    let (status, body) = refresh(&app, &rt(&second), None).await;
+    assert_eq!(
+        (status, body["error"].as_str().unwrap()),
+        (400, "invalid_grant")
+    );
+}
+
+#[tokio::test]
+async fn disabling_a_user_changing_the_password_or_removing_the_client_ends_refreshes() {
+    let app = spawn().await;
+    let dir = app.dir.path();
+
+    let token = rt(&login(&app, "openid").await);
+    assert!(
+        ferrid_cli(dir, &["user", "disable", USER], "")
+            .status
+            .success()
+    );
+    let (status, body) = refresh(&app, &token, None).await;
+    assert_eq!(
+        (status, body["error"].as_str().unwrap()),
+        (400, "invalid_grant")
+    );
+    assert!(
+        ferrid_cli(dir, &["user", "enable", USER], "")
+            .status
+            .success()
+    );
+    let (status, _) = refresh(&app, &token, None).await;
+    assert_eq!(
+        status, 400,
+        "enabling the user again does not revive old sessions"
+    );
+
+    let token = rt(&login(&app, "openid").await);
+    let out = ferrid_cli(dir, &["user", "passwd", USER], "a brand new password\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (status, body) = refresh(&app, &token, None).await;
+    assert_eq!(
+        (status, body["error"].as_str().unwrap()),
+        (400, "invalid_grant")
+    );
+
+    let res = app
+        .token(
+            &[
+                ("grant_type", "password"),
+                ("username", USER),
+                ("password", "a brand new password"),
+            ],
+            Some((APP, APP_SECRET)),
+        )
+        .await;
+    let token = rt(&res.json::<Value>().await.unwrap());
+    assert!(
+        ferrid_cli(dir, &["client", "remove", APP], "")
+            .status
+            .success()
+    );
+    let (status, body) = refresh(&app, &token, None).await;
+    assert_eq!(
+        (status, body["error"].as_str().unwrap()),
+        (401, "invalid_client")
+    );
+}
+
+#[tokio::test]
+async fn refresh_tokens_are_bound_to_their_client_and_grant_type() {
+    let app = spawn().await;
+    let token = rt(&login(&app, "openid").await);
+    // Another client presenting it gets invalid_grant, and the token stays good.
+    app.add_client(
+        "other",
+        Some("other-secret-0123456789-0123456789"),
+        &["password", "refresh_token"],
+        "openid",
+    )
+    .await;
+    let res = app
+        .token(
+            &[("grant_type", "refresh_token"), ("refresh_token", &token)],
+            Some(("other", "other-secret-0123456789-0123456789")),
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    assert_eq!(refresh(&app, &token, None).await.0, 200);
+
+    // A client not registered for refresh_token gets no refresh token and cannot refresh.
+    let body = app.login("openid").await;
+    assert!(body.get("refresh_token").is_none());
+    let res = app
+        .token(
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", "whatever"),
+            ],
+            Some((crate::support::CLIENT, crate::support::CLIENT_SECRET)),
+        )
+        .await;
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "unauthorized_client"
+    );
+    // offline_access is granted only to clients that may refresh.
+    assert_eq!(
+        login(&app, "openid offline_access").await["scope"],
+        "offline_access openid"
+    );
+}
+
+#[tokio::test]
+async fn client_credentials_is_for_confidential_clients_registered_for_it() {
+    let app = spawn().await;
+    let res = app
+        .token(
+            &[("grant_type", "client_credentials")],
+            Some((API, API_SECRET)),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["scope"], "items:read");
+    assert!(body.get("id_token").is_none() && body.get("refresh_token").is_none());
+    let claims = insecure_claims(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["sub"], API);
+    assert_eq!(claims["client_id"], API);
+    assert!(claims.get("auth_time").is_none());
+
+    // No user, so no OIDC scopes.
+    let res = app
+        .token(
+            &[("grant_type", "client_credentials"), ("scope", "openid")],
+            Some((API, API_SECRET)),
+        )
+        .await;
+    assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_scope");
+    // Not registered for it.
+    let res = app
+        .token(
+            &[("grant_type", "client_credentials")],
+            Some((APP, APP_SECRET)),
+        )
+        .await;
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "unauthorized_client"
+    );
+    // A public client (even one registered for it behind the command line's back).
+    app.add_client("spa", None, &["client_credentials"], "items:read")
+        .await;
+    let res = app
+        .token(
+            &[("grant_type", "client_credentials"), ("client_id", "spa")],
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "unauthorized_client"
+    );
+}
+
+#[tokio::test]
+async fn introspection_answers_for_live_expired_revoked_garbage_and_foreign_tokens() {
+    let app = spawn().await;
+    let body = login(&app, "openid items:read").await;
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    let refresh_token = rt(&body);
+
+    let live = introspect(&app, &access, (APP, APP_SECRET)).await;
+    assert_eq!(live["active"], true);
+    assert_eq!(live["scope"], "items:read openid");
+    assert_eq!(live["client_id"], APP);
+    assert_eq!(live["username"], USER);
+    assert_eq!(live["token_type"], "Bearer");
+    assert_eq!(live["iss"], app.base.as_str());
+    assert!(live["exp"].is_i64() && live["sub"].is_string());
+
+    let live_refresh = introspect(&app, &refresh_token, (APP, APP_SECRET)).await;
+    assert_eq!(live_refresh["active"], true);
+    assert_eq!(live_refresh["username"], USER);
+    // The hint is only a hint.
+    let hinted = app
+        .http
+        .post(app.url("/introspect"))
+        .basic_auth(APP, Some(APP_SECRET))
+        .form(&[
+            ("token", access.as_str()),
+            ("token_type_hint", "refresh_token"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(hinted["active"], true);
+
+    // Another client may not see them (its aud is not named either).
+    assert_eq!(
+        introspect(&app, &access, (API, API_SECRET)).await,
+        inactive()
+    );
+    assert_eq!(
+        introspect(&app, &refresh_token, (API, API_SECRET)).await,
+        inactive()
+    );
+
+    // Garbage, and a token of another ferrid (another issuer, another key).
+    for junk in ["garbage", "a.b.c", ""] {
+        if !junk.is_empty() {
+            assert_eq!(introspect(&app, junk, (APP, APP_SECRET)).await, inactive());
+        }
+    }
+    let stranger = spawn().await;
+    let foreign = login(&stranger, "openid").await;
+    assert_eq!(
+        introspect(
+            &app,
+            foreign["access_token"].as_str().unwrap(),
+            (APP, APP_SECRET)
+        )
+        .await,
+        inactive()
+    );
+    assert_eq!(
+        introspect(&app, &rt(&foreign), (APP, APP_SECRET)).await,
+        inactive()
+    );
+
+    // Revoked.
+    assert_eq!(revoke(&app, &access, (APP, APP_SECRET)).await.status(), 200);
+    assert_eq!(
+        introspect(&app, &access, (APP, APP_SECRET)).await,
+        inactive()
+    );
+
+    // Expired.
+    let fresh = login(&app, "openid").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.clock.advance(901);
+    assert_eq!(
+        introspect(&app, &fresh, (APP, APP_SECRET)).await,
+        inactive()
+    );
+
+    // Wrong client credentials: 401, and no answer about the token.
+    let res = app
+        .http
+        .post(app.url("/introspect"))
+        .basic_auth(APP, Some("wrong"))
+        .form(&[("token", fresh.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(res.headers().contains_key("www-authenticate"));
+    // A public client cannot introspect.
+    app.add_client("spa", None, &["password"], "openid").await;
+    let res = app
+        .http
+        .post(app.url("/introspect"))
+        .form(&[("token", fresh.as_str()), ("client_id", "spa")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    // Missing token parameter.
+    let res = app
+        .http
+        .post(app.url("/introspect"))
+        .basic_auth(APP, Some(APP_SECRET))
+        .form(&[("x", "y")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+}
+
+#[tokio::test]
+async fn a_resource_server_named_in_aud_may_introspect() {
+    let app = TestApp::spawn().await;
+    let mut client = app
+        .store
+        .client(crate::support::CLIENT)
+        .await
+        .unwrap()
+        .unwrap();
+    client.id = "with-aud".into();
+    client.audiences = vec![API.into()];
+    app.store.insert_client(&client).await.unwrap();
+    app.add_client(API, Some(API_SECRET), &["client_credentials"], "items:read")
+        .await;
+    let res = app
+        .token(
+            &[
+                ("grant_type", "password"),
+                ("username", USER),
+                ("password", PASSWORD),
+                ("client_id", "with-aud"),
+                ("client_secret", crate::support::CLIENT_SECRET),
+            ],
+            None,
+        )
+        .await;
+    let access = res.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let seen = introspect(&app, &access, (API, API_SECRET)).await;
+    assert_eq!(seen["active"], true);
+    assert_eq!(seen["aud"], API);
+}
+
+#[tokio::test]
+async fn revocation_of_refresh_and_access_tokens() {
+    let app = spawn().await;
+    let first = login(&app, "openid").await;
+    let (_, second) = refresh(&app, &rt(&first), None).await;
+    let current = rt(&second);
+
+    // Revoking the current refresh token revokes its family.
+    assert_eq!(
+        revoke(&app, &current, (APP, APP_SECRET)).await.status(),
+        200
+    );
+    assert_eq!(refresh(&app, &current, None).await.0, 400);
+    assert_eq!(
+        introspect(&app, &current, (APP, APP_SECRET)).await,
+        inactive()
+    );
+
+    // Revoking an access token: userinfo and introspection refuse it until it expires.
+    let access = second["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(app.userinfo(&access).await.status(), 200);
+    let res = revoke(&app, &access, (APP, APP_SECRET)).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    assert_eq!(app.userinfo(&access).await.status(), 401);
+
+    // Unknown tokens: 200 (RFC 7009 §2.2).
+    assert_eq!(
+        revoke(&app, "no-such-token", (APP, APP_SECRET))
+            .await
+            .status(),
+        200
+    );
+    // Another client's token: refused.
+    let other = login(&app, "openid").await;
+    let res = revoke(&app, &rt(&other), (API, API_SECRET)).await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    assert_eq!(refresh(&app, &rt(&other), None).await.0, 200, "not revoked");
+    // Wrong client credentials.
+    assert_eq!(
+        revoke(&app, &rt(&other), (APP, "wrong")).await.status(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn expired_tokens_and_revocations_are_purged() {
+    let app = spawn().await;
+    let body = login(&app, "openid").await;
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    let token = rt(&body);
+    assert_eq!(revoke(&app, &access, (APP, APP_SECRET)).await.status(), 200);
+    let now = app.clock.now();
+    assert_eq!(
+        app.store.purge_expired(now).await.unwrap(),
+        0,
+        "nothing is expired yet"
+    );
+    assert_eq!(
+        refresh(&app, &token, None).await.0,
+        200,
+        "live tokens survive a purge"
+    );
+    // After the refresh family's lifetime (30 days) everything is gone.
+    let later = now + 31 * 24 * 3600;
+    assert_eq!(
+        app.store.purge_expired(later).await.unwrap(),
+        2,
+        "one family, one revocation"
+    );
+    assert_eq!(app.store.purge_expired(later).await.unwrap(), 0);
+}
