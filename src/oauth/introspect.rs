@@ -92,7 +92,7 @@ impl OAuth {
             active: true,
             scope: Some(claims.scope),
             client_id: Some(claims.client_id),
-            username: username.into(),
+            username,
             token_type: Some("Bearer"),
             exp: Some(claims.exp),
             iat: Some(claims.iat),
