@@ -13,8 +13,16 @@ use serde_json::Value;
 use crate::support::{CLIENT, CLIENT_SECRET, PASSWORD, TestApp, USER};
 
 #[tokio::test]
-async fn an_openidconnect_relying_party_logs_in_and_validates_the_id_token() {
+async fn an_openidconnect_relying_party_logs_in_validates_the_id_token_and_refreshes() {
     let app = TestApp::spawn().await;
+    // The relying party may also refresh.
+    app.add_client(
+        RP,
+        Some(CLIENT_SECRET),
+        &["password", "refresh_token"],
+        "openid profile email",
+    )
+    .await;
     let doc = app.get_json("/.well-known/openid-configuration").await;
     let url = |field: &str| doc[field].as_str().unwrap().to_owned();
 
@@ -24,7 +32,7 @@ async fn an_openidconnect_relying_party_logs_in_and_validates_the_id_token() {
             .unwrap();
     for auth_type in [AuthType::BasicAuth, AuthType::RequestBody] {
         let client = CoreClient::new(
-            ClientId::new(CLIENT.into()),
+            ClientId::new(RP.into()),
             IssuerUrl::new(url("issuer")).unwrap(),
             jwks.clone(),
         )
@@ -80,8 +88,39 @@ async fn an_openidconnect_relying_party_logs_in_and_validates_the_id_token() {
             .unwrap();
         assert_eq!(info.subject(), claims.subject());
         assert_eq!(info.preferred_username().map(|u| u.as_str()), Some(USER));
+
+        // Refresh: a new access token, a rotated refresh token, and an ID token for the same
+        // user that the verifier accepts again.
+        let refresh = res.refresh_token().expect("a refresh token").clone();
+        let refreshed = client
+            .exchange_refresh_token(&refresh)
+            .request_async(&app.http)
+            .await
+            .unwrap();
+        let new_refresh = refreshed.refresh_token().expect("a rotated refresh token");
+        assert_ne!(new_refresh.secret(), refresh.secret());
+        assert_ne!(
+            refreshed.access_token().secret(),
+            res.access_token().secret()
+        );
+        let new_id = refreshed.id_token().expect("an ID token on refresh");
+        let new_claims = new_id
+            .claims(&verifier, |_: Option<&Nonce>| Ok(()))
+            .unwrap();
+        assert_eq!(new_claims.subject(), claims.subject());
+        assert_eq!(new_claims.auth_time(), claims.auth_time());
+        // The old refresh token is spent.
+        assert!(
+            client
+                .exchange_refresh_token(&refresh)
+                .request_async(&app.http)
+                .await
+                .is_err()
+        );
     }
 }
+
+const RP: &str = "relying-party";
 
 #[tokio::test]
 async fn a_resource_server_verifies_access_tokens_with_only_the_jwks() {

@@ -347,6 +347,12 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// Hands the process over (to kill it elsewhere); this `Server` then manages nothing.
+    pub fn take_child(&mut self) -> Child {
+        let placeholder = Command::new("true").spawn().expect("true runs");
+        std::mem::replace(&mut self.child, placeholder)
+    }
+
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .args([format!("-{name}"), self.child.id().to_string()])
