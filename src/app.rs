@@ -35,7 +35,7 @@ impl App {
 
     /// As [`App::build`], with a clock the caller controls (tests move it forward).
     pub async fn build_with_clock(config: ServeConfig, clock: Clock) -> anyhow::Result<Self> {
-        let store = Store::connect(&config.database_url).await?;
+        let store = Store::connect(&config.database_url, config.database_max_connections).await?;
 
         let dir = config.keys_dir.clone();
         let ring = tokio::task::spawn_blocking(move || keys::load_or_generate(&dir))

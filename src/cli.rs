@@ -205,7 +205,7 @@ fn read_new_password(username: &str) -> anyhow::Result<Secret> {
 }
 
 async fn user(cmd: UserCommand, storage: &StorageArgs) -> anyhow::Result<()> {
-    let store = Store::connect(&storage.database_url).await?;
+    let store = Store::connect(&storage.database_url, 2).await?;
     let now = Clock::system().now();
     let result = user_command(cmd, &store, now).await;
     store.close().await;
@@ -371,7 +371,7 @@ async fn import_one(
 }
 
 async fn client(cmd: ClientCommand, storage: &StorageArgs) -> anyhow::Result<()> {
-    let store = Store::connect(&storage.database_url).await?;
+    let store = Store::connect(&storage.database_url, 2).await?;
     let result = client_command(cmd, &store).await;
     store.close().await;
     result

@@ -16,13 +16,23 @@ pub const DEFAULT_KEYS_DIR: &str = "keys";
 /// Where the data lives; accepted by every subcommand.
 #[derive(Args, Clone, Debug)]
 pub struct StorageArgs {
-    /// Database URL: `sqlite://PATH` (created on first start). Default: sqlite://ferrid.db.
+    /// Database URL: `sqlite://PATH` (created on first start) or `postgres://USER:PASSWORD@HOST/DB`.
+    /// Default: sqlite://ferrid.db.
     #[arg(long, global = true, env = "FERRID_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     pub database_url: String,
 
     /// Directory of the RSA signing keys (PKCS#8 PEM, mode 0600). Default: keys.
     #[arg(long, global = true, env = "FERRID_KEYS_DIR", default_value = DEFAULT_KEYS_DIR)]
     pub keys_dir: PathBuf,
+
+    /// Most database connections a server opens. Default: 10.
+    #[arg(
+        long,
+        global = true,
+        env = "FERRID_DATABASE_MAX_CONNECTIONS",
+        default_value_t = 10
+    )]
+    pub database_max_connections: u32,
 }
 
 /// The flags of `ferrid serve`.
@@ -87,6 +97,7 @@ pub struct ServeConfig {
     /// `None`: `http://<the address actually bound>`.
     pub issuer: Option<String>,
     pub database_url: String,
+    pub database_max_connections: u32,
     pub keys_dir: PathBuf,
     pub access_token_ttl: Duration,
     pub id_token_ttl: Duration,
@@ -109,6 +120,7 @@ impl ServeConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             issuer: None,
             database_url: database_url.into(),
+            database_max_connections: 10,
             keys_dir: keys_dir.into(),
             access_token_ttl: Duration::from_secs(15 * 60),
             id_token_ttl: Duration::from_secs(15 * 60),
@@ -124,6 +136,7 @@ impl ServeConfig {
 
     pub fn from_args(serve: ServeArgs, storage: StorageArgs) -> anyhow::Result<Self> {
         let mut config = Self::new(storage.database_url, storage.keys_dir);
+        config.database_max_connections = storage.database_max_connections;
         if let Some(issuer) = &serve.issuer {
             validate_issuer(issuer)?;
         }

@@ -85,6 +85,12 @@ impl IntoResponse for BearerError {
                 "the access token lacks a required scope",
                 Some(*scope),
             ),
+            BearerError::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("temporarily_unavailable"),
+                "the database is unreachable; retry shortly",
+                None,
+            ),
             BearerError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "request failed");
                 (
@@ -96,7 +102,12 @@ impl IntoResponse for BearerError {
             }
         };
         let mut challenge = format!(r#"Bearer realm="{REALM}""#);
-        if let Some(code) = code.filter(|_| status != StatusCode::INTERNAL_SERVER_ERROR) {
+        // Only RFC 6750 §3.1's codes go in the challenge.
+        let challenge_code = matches!(
+            status,
+            StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        );
+        if let Some(code) = code.filter(|_| challenge_code) {
             challenge.push_str(&format!(
                 r#", error="{code}", error_description="{description}""#
             ));
@@ -117,6 +128,10 @@ impl IntoResponse for BearerError {
         };
         if let Ok(v) = HeaderValue::from_str(&challenge) {
             res.headers_mut().insert(WWW_AUTHENTICATE, v);
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
         }
         res
     }

@@ -94,7 +94,7 @@ pub async fn authenticate(store: &Store, auth: &ClientAuth) -> Result<Client, OA
     let client = store
         .client(auth.client_id())
         .await
-        .map_err(|e| OAuthError::Internal(e.into()))?;
+        .map_err(OAuthError::from)?;
     let presented = match auth {
         ClientAuth::Basic { secret, .. } | ClientAuth::Post { secret, .. } => Some(secret),
         ClientAuth::Public { .. } => None,

@@ -57,7 +57,7 @@ impl OAuthError {
                     .into()
             }
             OAuthError::TemporarilyUnavailable => {
-                "too many logins are being checked right now; retry after the Retry-After delay"
+                "the server is busy or its database is unreachable; retry after the Retry-After delay"
                     .into()
             }
             OAuthError::Internal(_) => "internal error; the server log has the details".into(),
@@ -77,6 +77,35 @@ pub enum BearerError {
     InvalidToken(&'static str),
     #[error("insufficient_scope: needs {0}")]
     InsufficientScope(&'static str),
+    /// The database is unreachable: 503 with Retry-After.
+    #[error("temporarily unavailable")]
+    Unavailable,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+/// A database that is down or overloaded is a 503 the client may retry; anything else from
+/// the store is our fault.
+impl From<crate::store::StoreError> for OAuthError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "database unavailable");
+                OAuthError::TemporarilyUnavailable
+            }
+            other => OAuthError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for BearerError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "database unavailable");
+                BearerError::Unavailable
+            }
+            other => BearerError::Internal(other.into()),
+        }
+    }
 }

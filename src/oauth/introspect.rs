@@ -77,8 +77,7 @@ impl OAuth {
         token: &str,
         now: i64,
     ) -> Result<Option<Introspection>, OAuthError> {
-        let internal = |e: crate::store::StoreError| OAuthError::Internal(e.into());
-        let Some(claims) = self.live_access_token(token, now).await.map_err(internal)? else {
+        let Some(claims) = self.live_access_token(token, now).await? else {
             return Ok(None);
         };
         if claims.client_id != client.id && !claims.aud.contains(&client.id) {
@@ -113,7 +112,7 @@ impl OAuth {
             .store
             .user_by_id(&claims.sub)
             .await
-            .map_err(|e| OAuthError::Internal(e.into()))?;
+            .map_err(OAuthError::from)?;
         Ok(match user {
             Some(u) if !u.disabled => Some(Some(u.username)),
             Some(_) => None,
@@ -128,12 +127,10 @@ impl OAuth {
         token: &str,
         now: i64,
     ) -> Result<Option<Introspection>, OAuthError> {
-        let internal = |e: crate::store::StoreError| OAuthError::Internal(e.into());
         let Some(record) = self
             .store
             .refresh_record(&opaque::sha256_hex(token))
-            .await
-            .map_err(internal)?
+            .await?
         else {
             return Ok(None);
         };
@@ -141,11 +138,7 @@ impl OAuth {
         if record.used_at.is_some() || !family.is_live(now) || family.client_id != client.id {
             return Ok(None);
         }
-        let user = self
-            .store
-            .user_by_id(&family.user_id)
-            .await
-            .map_err(internal)?;
+        let user = self.store.user_by_id(&family.user_id).await?;
         let Some(user) = user.filter(|u| !u.disabled) else {
             return Ok(None);
         };

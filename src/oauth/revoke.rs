@@ -37,12 +37,10 @@ impl OAuth {
         token: &str,
         now: i64,
     ) -> Result<bool, OAuthError> {
-        let internal = |e: crate::store::StoreError| OAuthError::Internal(e.into());
         let Some(record) = self
             .store
             .refresh_record(&opaque::sha256_hex(token))
-            .await
-            .map_err(internal)?
+            .await?
         else {
             return Ok(false);
         };
@@ -53,8 +51,7 @@ impl OAuth {
         }
         self.store
             .revoke_refresh_family(&record.family.id, now)
-            .await
-            .map_err(internal)?;
+            .await?;
         tracing::info!(
             event = "refresh_family_revoked",
             family_id = record.family.id,
@@ -70,8 +67,7 @@ impl OAuth {
         token: &str,
         now: i64,
     ) -> Result<bool, OAuthError> {
-        let internal = |e: crate::store::StoreError| OAuthError::Internal(e.into());
-        let Some(claims) = self.live_access_token(token, now).await.map_err(internal)? else {
+        let Some(claims) = self.live_access_token(token, now).await? else {
             return Ok(false);
         };
         if claims.client_id != client.id {
@@ -81,8 +77,7 @@ impl OAuth {
         }
         self.store
             .revoke_access_token(&claims.jti, claims.exp)
-            .await
-            .map_err(internal)?;
+            .await?;
         tracing::info!(
             event = "access_token_revoked",
             jti = claims.jti,

@@ -21,7 +21,7 @@ impl OAuth {
         let claims = self
             .live_access_token(access_token, now)
             .await
-            .map_err(|e| BearerError::Internal(e.into()))?
+            .map_err(BearerError::from)?
             .ok_or(BearerError::InvalidToken(
                 "the access token is invalid, expired or revoked",
             ))?;
@@ -35,7 +35,7 @@ impl OAuth {
             .store
             .user_by_id(&claims.sub)
             .await
-            .map_err(|e| BearerError::Internal(e.into()))?
+            .map_err(BearerError::from)?
             .filter(|u| !u.disabled)
             .ok_or(BearerError::InvalidToken(
                 "the user of this token is gone or disabled",

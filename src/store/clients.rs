@@ -2,7 +2,7 @@
 
 use sqlx::FromRow;
 
-use super::{Store, StoreError, json_list, to_json_list};
+use super::{Store, StoreError, json_list, on_pool, to_json_list};
 use crate::model::{Client, GrantType, ScopeSet};
 
 const COLUMNS: &str = "id, secret_hash, grant_types, scopes, redirect_uris, audiences, created_at";
@@ -48,51 +48,51 @@ impl Store {
     /// Registers a client. `Conflict` when the id is taken.
     pub async fn insert_client(&self, c: &Client) -> Result<(), StoreError> {
         let grants: Vec<&str> = c.grant_types.iter().map(|g| g.as_str()).collect();
-        sqlx::query(&format!(
-            "insert into clients ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7)"
-        ))
-        .bind(&c.id)
-        .bind(&c.secret_hash)
-        .bind(grants.join(" "))
-        .bind(c.scopes.to_string())
-        .bind(to_json_list(&c.redirect_uris))
-        .bind(to_json_list(&c.audiences))
-        .bind(c.created_at)
-        .execute(&self.pool)
-        .await?;
+        let sql = format!("insert into clients ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7)");
+        on_pool!(self, |p| sqlx::query(&sql)
+            .bind(&c.id)
+            .bind(&c.secret_hash)
+            .bind(grants.join(" "))
+            .bind(c.scopes.to_string())
+            .bind(to_json_list(&c.redirect_uris))
+            .bind(to_json_list(&c.audiences))
+            .bind(c.created_at)
+            .execute(p)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 
     pub async fn client(&self, id: &str) -> Result<Option<Client>, StoreError> {
-        let row: Option<ClientRow> =
-            sqlx::query_as(&format!("select {COLUMNS} from clients where id = $1"))
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let sql = format!("select {COLUMNS} from clients where id = $1");
+        let row: Option<ClientRow> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(p)
+            .await)?;
         row.map(Client::try_from).transpose()
     }
 
     /// Removes a client and its refresh-token families. False when there is no such client.
     pub async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("delete from refresh_families where client_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        let n = sqlx::query("delete from clients where id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
-        Ok(n == 1)
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            sqlx::query("delete from refresh_families where client_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            let n = sqlx::query("delete from clients where id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            Ok(n == 1)
+        })
     }
 
     pub async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
-        let rows: Vec<ClientRow> =
-            sqlx::query_as(&format!("select {COLUMNS} from clients order by id"))
-                .fetch_all(&self.pool)
-                .await?;
+        let sql = format!("select {COLUMNS} from clients order by id");
+        let rows: Vec<ClientRow> = on_pool!(self, |p| sqlx::query_as(&sql).fetch_all(p).await)?;
         rows.into_iter().map(Client::try_from).collect()
     }
 }

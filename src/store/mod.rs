@@ -1,20 +1,39 @@
 //! Persistence with sqlx. SQL lives only in this module; callers get plain `model` types.
 //!
-//! The SQL is written once in the portable subset (`$N` placeholders, TEXT ids, INTEGER unix
-//! times, `RETURNING`, `ON CONFLICT`), so a second engine needs only its own migrations.
+//! One store, two engines: SQLite (embedded, the default) and PostgreSQL (several replicas on
+//! one database). Every query is written once in the portable subset — `$N` placeholders,
+//! TEXT ids, integer unix times, `RETURNING`, `ON CONFLICT` — and [`on_pool!`] compiles it
+//! for each engine's native pool (the `Any` driver cannot take SQLite's WAL and busy-timeout
+//! options). Migrations are per engine only because DDL types differ
+//! (`migrations/sqlite`, `migrations/postgres`, same numbering).
 
 mod clients;
+mod copy;
 mod refresh_tokens;
 mod users;
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
 
+pub use copy::CopyReport;
 pub use refresh_tokens::{RefreshFamily, RefreshRecord, Rotation};
 pub use users::NewUser;
+
+/// Runs the same body on whichever native pool the store has: `$p` is a `&SqlitePool` in one
+/// arm and a `&PgPool` in the other.
+macro_rules! on_pool {
+    ($store:expr, |$p:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite($p) => $body,
+            $crate::store::Pool::Postgres($p) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
 
 /// Failures the store reports; database details stop here.
 #[derive(Debug, thiserror::Error)]
@@ -22,7 +41,7 @@ pub enum StoreError {
     /// A unique constraint said no (e.g. the username or client id exists).
     #[error("already exists")]
     Conflict,
-    /// The database cannot be reached or did not answer in time.
+    /// The database cannot be reached or did not answer in time: worth a retry.
     #[error("the database is unavailable: {0}")]
     Unavailable(sqlx::Error),
     /// A stored row could not be read back into its model type.
@@ -36,70 +55,122 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict,
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            // SQLSTATE class 08 (connection exception) and 57P0x (the server shutting down or
+            // restarting): the database went away under us.
+            sqlx::Error::Database(d)
+                if d.code()
+                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0")) =>
+            {
                 StoreError::Unavailable(e)
             }
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::Io(_)
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_) => StoreError::Unavailable(e),
             _ => StoreError::Other(e),
         }
     }
 }
 
+#[derive(Clone, Debug)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
 /// The database: cheap to clone, shared by every request.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: Pool,
 }
 
+/// How long a request waits for a database connection before it is answered 503.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
 impl Store {
-    /// Opens (creating it if needed) the database at `url` and applies pending migrations.
-    pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    /// Opens the database at `url` (`sqlite://PATH`, created if needed, or `postgres://…`)
+    /// with at most `max_connections` connections, and applies pending migrations.
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+        let max_connections = max_connections.max(1);
+        let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url)
+                .map_err(|e| anyhow::anyhow!("cannot read the database URL: {e}"))?
+                .application_name("ferrid");
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot connect to PostgreSQL: {e}; check --database-url and that the server is up")
+                })?;
+            // Replicas starting together are fine: sqlx serializes migrations with an
+            // advisory lock.
+            sqlx::migrate!("migrations/postgres")
+                .run(&pool)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot apply database migrations: {e}"))?;
+            Pool::Postgres(pool)
+        } else if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(|e| anyhow::anyhow!("cannot read the database URL: {e}"))?
+                .create_if_missing(true)
+                // WAL: readers never block the writer; NORMAL sync is durable across a
+                // process crash (a power loss may drop the last transactions, never corrupt
+                // the file).
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+            sqlx::migrate!("migrations/sqlite")
+                .run(&pool)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot apply database migrations: {e}"))?;
+            Pool::Sqlite(pool)
+        } else {
             anyhow::bail!(
-                "this build of ferrid stores data in SQLite only; use a database URL like sqlite://ferrid.db"
+                "unsupported database URL; use sqlite://PATH (e.g. sqlite://ferrid.db) or postgres://USER@HOST/DB"
             );
-        }
-        if !url.starts_with("sqlite:") {
-            anyhow::bail!("unsupported database URL; use one like sqlite://ferrid.db");
-        }
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| anyhow::anyhow!("cannot read the database URL: {e}"))?
-            .create_if_missing(true)
-            // WAL: readers never block the writer; NORMAL sync is durable across a process
-            // crash (a power loss may drop the last transactions, never corrupt the file).
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(3))
-            .connect_with(options)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
-        sqlx::migrate!("migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot apply database migrations: {e}"))?;
+        };
         Ok(Self { pool })
+    }
+
+    /// Which engine: "sqlite" or "postgres".
+    pub fn engine(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
     }
 
     /// Answers when the database does: what `/readyz` asks.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("select 1").execute(&self.pool).await?;
+        on_pool!(self, |p| sqlx::query("select 1")
+            .execute(p)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 
     /// True when there is neither a user nor a client yet (what `--demo` waits for).
     pub async fn is_empty(&self) -> Result<bool, StoreError> {
-        let (n,): (i64,) =
-            sqlx::query_as("select (select count(*) from users) + (select count(*) from clients)")
-                .fetch_one(&self.pool)
-                .await?;
+        let (n,): (i64,) = on_pool!(self, |p| sqlx::query_as(
+            "select (select count(*) from users) + (select count(*) from clients)"
+        )
+        .fetch_one(p)
+        .await)?;
         Ok(n == 0)
     }
 
     pub async fn close(&self) {
-        self.pool.close().await;
+        on_pool!(self, |p| p.close().await);
     }
 }
 

@@ -7,7 +7,7 @@
 
 use sqlx::FromRow;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, on_pool};
 use crate::model::ScopeSet;
 
 /// One login's chain of refresh tokens.
@@ -92,6 +92,11 @@ const SELECT_RECORD: &str = "select f.id, f.client_id, f.user_id, f.scopes, f.au
 /// Rows deleted per statement by the purge, so it never holds the write lock for long.
 const PURGE_BATCH: i64 = 500;
 
+const INSERT_TOKEN: &str =
+    "insert into refresh_tokens (hash, family_id, issued_at) values ($1, $2, $3)";
+const REVOKE_FAMILY: &str =
+    "update refresh_families set revoked_at = $1 where id = $2 and revoked_at is null";
+
 impl Store {
     /// Starts a family with its first token.
     pub async fn insert_refresh_family(
@@ -99,29 +104,44 @@ impl Store {
         family: &RefreshFamily,
         token_hash: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "insert into refresh_families \
-             (id, client_id, user_id, scopes, auth_time, created_at, expires_at, revoked_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, null)",
-        )
-        .bind(&family.id)
-        .bind(&family.client_id)
-        .bind(&family.user_id)
-        .bind(family.scopes.to_string())
-        .bind(family.auth_time)
-        .bind(family.created_at)
-        .bind(family.expires_at)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("insert into refresh_tokens (hash, family_id, issued_at) values ($1, $2, $3)")
-            .bind(token_hash)
+        self.insert_refresh_family_at(family, token_hash, family.created_at)
+            .await
+    }
+
+    /// Stores a family with one live token issued at `issued_at` (also used to copy live
+    /// tokens between databases).
+    pub async fn insert_refresh_family_at(
+        &self,
+        family: &RefreshFamily,
+        token_hash: &str,
+        issued_at: i64,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            sqlx::query(
+                "insert into refresh_families \
+                 (id, client_id, user_id, scopes, auth_time, created_at, expires_at, revoked_at) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
             .bind(&family.id)
+            .bind(&family.client_id)
+            .bind(&family.user_id)
+            .bind(family.scopes.to_string())
+            .bind(family.auth_time)
             .bind(family.created_at)
+            .bind(family.expires_at)
+            .bind(family.revoked_at)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
-        Ok(())
+            sqlx::query(INSERT_TOKEN)
+                .bind(token_hash)
+                .bind(&family.id)
+                .bind(issued_at)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// The token and its family, without changing anything (introspection).
@@ -129,11 +149,37 @@ impl Store {
         &self,
         token_hash: &str,
     ) -> Result<Option<RefreshRecord>, StoreError> {
-        let row: Option<Row> = sqlx::query_as(SELECT_RECORD)
+        let row: Option<Row> = on_pool!(self, |p| sqlx::query_as(SELECT_RECORD)
             .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await?;
+            .fetch_optional(p)
+            .await)?;
         row.map(RefreshRecord::try_from).transpose()
+    }
+
+    /// Every unused token of a live family, with its digest (copying between databases).
+    pub async fn live_refresh_tokens(
+        &self,
+        now: i64,
+    ) -> Result<Vec<(String, RefreshRecord)>, StoreError> {
+        #[derive(FromRow)]
+        struct WithHash {
+            hash: String,
+            #[sqlx(flatten)]
+            row: Row,
+        }
+        let rows: Vec<WithHash> = on_pool!(self, |p| sqlx::query_as(
+            "select t.hash, f.id, f.client_id, f.user_id, f.scopes, f.auth_time, f.created_at, \
+             f.expires_at, f.revoked_at, t.issued_at, t.used_at \
+             from refresh_tokens t join refresh_families f on f.id = t.family_id \
+             where t.used_at is null and f.revoked_at is null and f.expires_at > $1 \
+             order by f.created_at",
+        )
+        .bind(now)
+        .fetch_all(p)
+        .await)?;
+        rows.into_iter()
+            .map(|r| Ok((r.hash, RefreshRecord::try_from(r.row)?)))
+            .collect()
     }
 
     /// Rotates a refresh token in one transaction: marks it used (only if it was unused),
@@ -146,122 +192,124 @@ impl Store {
         now: i64,
         accept: impl FnOnce(&RefreshFamily) -> bool,
     ) -> Result<Rotation, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        // The write comes first, so the transaction holds the write lock from its first
-        // statement (no read-then-upgrade deadlock on SQLite), and the conditional UPDATE is
-        // what decides a race: only one presenter sees rows_affected == 1.
-        let won = sqlx::query(
-            "update refresh_tokens set used_at = $1 where hash = $2 and used_at is null",
-        )
-        .bind(now)
-        .bind(token_hash)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        let row: Option<Row> = sqlx::query_as(SELECT_RECORD)
-            .bind(token_hash)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(record) = row.map(RefreshRecord::try_from).transpose()? else {
-            return Ok(Rotation::Refused);
-        };
-        let family = record.family;
-        if !won {
-            // Replay of a rotated token: whoever presents it, the family is compromised.
-            revoke_family_in(&mut tx, &family.id, now).await?;
-            tx.commit().await?;
-            return Ok(Rotation::Reused(family));
-        }
-        if !family.is_live(now) || !accept(&family) {
-            tx.rollback().await?;
-            return Ok(Rotation::Refused);
-        }
-        sqlx::query("insert into refresh_tokens (hash, family_id, issued_at) values ($1, $2, $3)")
-            .bind(successor_hash)
-            .bind(&family.id)
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            // The write comes first, so the transaction holds the write lock from its first
+            // statement (no read-then-upgrade deadlock on SQLite; a row lock on PostgreSQL),
+            // and this conditional UPDATE decides a race: one presenter sees one row.
+            let won = sqlx::query(
+                "update refresh_tokens set used_at = $1 where hash = $2 and used_at is null",
+            )
             .bind(now)
+            .bind(token_hash)
             .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Rotation::Rotated(family))
+            .await?
+            .rows_affected()
+                == 1;
+            let row: Option<Row> = sqlx::query_as(SELECT_RECORD)
+                .bind(token_hash)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(record) = row.map(RefreshRecord::try_from).transpose()? else {
+                return Ok(Rotation::Refused);
+            };
+            let family = record.family;
+            if !won {
+                // Replay of a rotated token: whoever presents it, the family is compromised.
+                sqlx::query(REVOKE_FAMILY)
+                    .bind(now)
+                    .bind(&family.id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                return Ok(Rotation::Reused(family));
+            }
+            if !family.is_live(now) || !accept(&family) {
+                tx.rollback().await?;
+                return Ok(Rotation::Refused);
+            }
+            sqlx::query(INSERT_TOKEN)
+                .bind(successor_hash)
+                .bind(&family.id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Rotation::Rotated(family))
+        })
     }
 
     /// Revokes a family (RFC 7009 §2.1: revoking a refresh token revokes its family).
     pub async fn revoke_refresh_family(&self, family_id: &str, now: i64) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        revoke_family_in(&mut tx, family_id, now).await?;
-        tx.commit().await?;
+        on_pool!(self, |p| sqlx::query(REVOKE_FAMILY)
+            .bind(now)
+            .bind(family_id)
+            .execute(p)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 
     /// Records a revoked access token until it expires anyway.
     pub async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
-        sqlx::query("insert into revoked_access_tokens (jti, expires_at) values ($1, $2) on conflict (jti) do nothing")
-            .bind(jti)
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await?;
+        on_pool!(self, |p| {
+            sqlx::query(
+            "insert into revoked_access_tokens (jti, expires_at) values ($1, $2) on conflict (jti) do nothing"
+        )
+        .bind(jti)
+        .bind(expires_at)
+        .execute(p)
+        .await
+        .map(|_| ())
+        })?;
         Ok(())
     }
 
     pub async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-        let found: Option<(String,)> =
-            sqlx::query_as("select jti from revoked_access_tokens where jti = $1")
-                .bind(jti)
-                .fetch_optional(&self.pool)
-                .await?;
+        let found: Option<(String,)> = on_pool!(self, |p| sqlx::query_as(
+            "select jti from revoked_access_tokens where jti = $1"
+        )
+        .bind(jti)
+        .fetch_optional(p)
+        .await)?;
         Ok(found.is_some())
     }
 
+    /// Revoked access tokens that have not expired yet, as (jti, exp).
+    pub async fn revoked_access_tokens(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(on_pool!(self, |p| sqlx::query_as(
+            "select jti, expires_at from revoked_access_tokens where expires_at > $1 order by jti"
+        )
+        .bind(now)
+        .fetch_all(p)
+        .await)?)
+    }
+
     /// Deletes expired families (with their tokens) and expired revocation records, in small
-    /// batches. Returns how many families and records went.
+    /// batches, so the purge never holds a write lock for long. Returns how many families and
+    /// records went.
     pub async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
         let mut total = 0;
-        loop {
+        for sql in [
             // Tokens go with their family (`on delete cascade`).
-            let n = sqlx::query(
-                "delete from refresh_families where id in \
-                 (select id from refresh_families where expires_at <= $1 limit $2)",
-            )
-            .bind(now)
-            .bind(PURGE_BATCH)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-            total += n;
-            if n < PURGE_BATCH as u64 {
-                break;
-            }
-        }
-        loop {
-            let n = sqlx::query(
-                "delete from revoked_access_tokens where jti in \
-                 (select jti from revoked_access_tokens where expires_at <= $1 limit $2)",
-            )
-            .bind(now)
-            .bind(PURGE_BATCH)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-            total += n;
-            if n < PURGE_BATCH as u64 {
-                break;
+            "delete from refresh_families where id in \
+             (select id from refresh_families where expires_at <= $1 limit $2)",
+            "delete from revoked_access_tokens where jti in \
+             (select jti from revoked_access_tokens where expires_at <= $1 limit $2)",
+        ] {
+            loop {
+                let n = on_pool!(self, |p| sqlx::query(sql)
+                    .bind(now)
+                    .bind(PURGE_BATCH)
+                    .execute(p)
+                    .await
+                    .map(|r| r.rows_affected()))?;
+                total += n;
+                if n < PURGE_BATCH as u64 {
+                    break;
+                }
             }
         }
         Ok(total)
     }
-}
-
-async fn revoke_family_in(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    family_id: &str,
-    now: i64,
-) -> Result<(), StoreError> {
-    sqlx::query("update refresh_families set revoked_at = $1 where id = $2 and revoked_at is null")
-        .bind(now)
-        .bind(family_id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }

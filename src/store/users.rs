@@ -2,7 +2,7 @@
 
 use sqlx::FromRow;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, on_pool};
 use crate::model::{ScopeSet, Secret, User};
 
 const COLUMNS: &str = "id, username, password_hash, name, email, email_verified, scopes, \
@@ -53,51 +53,71 @@ pub struct NewUser {
     pub disabled: bool,
 }
 
+const REVOKE_FAMILIES_OF_USER: &str =
+    "update refresh_families set revoked_at = $1 where user_id = $2 and revoked_at is null";
+
 impl Store {
     /// Creates a user with a fresh UUID. `Conflict` when the username is taken.
     pub async fn insert_user(&self, new: &NewUser, now: i64) -> Result<User, StoreError> {
-        let id = uuid::Uuid::new_v4().to_string();
-        let row: UserRow = sqlx::query_as(&format!(
-            "insert into users ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
-             returning {COLUMNS}"
-        ))
-        .bind(&id)
-        .bind(&new.username)
-        .bind(new.password_hash.expose())
-        .bind(&new.name)
-        .bind(&new.email)
-        .bind(new.email_verified)
-        .bind(new.scopes.to_string())
-        .bind(new.disabled)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?;
-        row.try_into()
+        let user = User {
+            id: uuid::Uuid::new_v4().to_string(),
+            username: new.username.clone(),
+            password_hash: new.password_hash.clone(),
+            name: new.name.clone(),
+            email: new.email.clone(),
+            email_verified: new.email_verified,
+            scopes: new.scopes.clone(),
+            disabled: new.disabled,
+            created_at: now,
+            updated_at: now,
+        };
+        self.insert_user_record(&user).await?;
+        Ok(user)
+    }
+
+    /// Stores a user as it is, id and times included (copying between databases).
+    pub async fn insert_user_record(&self, u: &User) -> Result<(), StoreError> {
+        let sql = format!(
+            "insert into users ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        );
+        on_pool!(self, |p| sqlx::query(&sql)
+            .bind(&u.id)
+            .bind(&u.username)
+            .bind(u.password_hash.expose())
+            .bind(&u.name)
+            .bind(&u.email)
+            .bind(u.email_verified)
+            .bind(u.scopes.to_string())
+            .bind(u.disabled)
+            .bind(u.created_at)
+            .bind(u.updated_at)
+            .execute(p)
+            .await
+            .map(|_| ()))?;
+        Ok(())
     }
 
     pub async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
-        let row: Option<UserRow> =
-            sqlx::query_as(&format!("select {COLUMNS} from users where username = $1"))
-                .bind(username)
-                .fetch_optional(&self.pool)
-                .await?;
+        let sql = format!("select {COLUMNS} from users where username = $1");
+        let row: Option<UserRow> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(username)
+            .fetch_optional(p)
+            .await)?;
         row.map(User::try_from).transpose()
     }
 
     pub async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
-        let row: Option<UserRow> =
-            sqlx::query_as(&format!("select {COLUMNS} from users where id = $1"))
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let sql = format!("select {COLUMNS} from users where id = $1");
+        let row: Option<UserRow> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(p)
+            .await)?;
         row.map(User::try_from).transpose()
     }
 
     pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        let rows: Vec<UserRow> =
-            sqlx::query_as(&format!("select {COLUMNS} from users order by username"))
-                .fetch_all(&self.pool)
-                .await?;
+        let sql = format!("select {COLUMNS} from users order by username");
+        let rows: Vec<UserRow> = on_pool!(self, |p| sqlx::query_as(&sql).fetch_all(p).await)?;
         rows.into_iter().map(User::try_from).collect()
     }
 
@@ -110,19 +130,25 @@ impl Store {
         hash: &Secret,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let id: Option<(String,)> = sqlx::query_as(
-            "update users set password_hash = $1, updated_at = $2 where username = $3 returning id",
-        )
-        .bind(hash.expose())
-        .bind(now)
-        .bind(username)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((id,)) = id else { return Ok(false) };
-        revoke_families_of(&mut tx, &id, now).await?;
-        tx.commit().await?;
-        Ok(true)
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let id: Option<(String,)> = sqlx::query_as(
+                "update users set password_hash = $1, updated_at = $2 where username = $3 returning id",
+            )
+            .bind(hash.expose())
+            .bind(now)
+            .bind(username)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((id,)) = id else { return Ok(false) };
+            sqlx::query(REVOKE_FAMILIES_OF_USER)
+                .bind(now)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
     }
 
     /// Replaces the hash only if it is still `old` (a rehash after login must not undo a
@@ -134,7 +160,7 @@ impl Store {
         new: &Secret,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        let done = on_pool!(self, |p| sqlx::query(
             "update users set password_hash = $1, updated_at = $2 \
              where id = $3 and password_hash = $4",
         )
@@ -142,9 +168,10 @@ impl Store {
         .bind(now)
         .bind(user_id)
         .bind(old.expose())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(done == 1)
     }
 
     /// Enables or disables a user; disabling revokes the user's refresh-token families, so
@@ -156,35 +183,26 @@ impl Store {
         disabled: bool,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let id: Option<(String,)> = sqlx::query_as(
-            "update users set disabled = $1, updated_at = $2 where username = $3 returning id",
-        )
-        .bind(disabled)
-        .bind(now)
-        .bind(username)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((id,)) = id else { return Ok(false) };
-        if disabled {
-            revoke_families_of(&mut tx, &id, now).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let id: Option<(String,)> = sqlx::query_as(
+                "update users set disabled = $1, updated_at = $2 where username = $3 returning id",
+            )
+            .bind(disabled)
+            .bind(now)
+            .bind(username)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((id,)) = id else { return Ok(false) };
+            if disabled {
+                sqlx::query(REVOKE_FAMILIES_OF_USER)
+                    .bind(now)
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
     }
-}
-
-async fn revoke_families_of(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    user_id: &str,
-    now: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "update refresh_families set revoked_at = $1 where user_id = $2 and revoked_at is null",
-    )
-    .bind(now)
-    .bind(user_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }

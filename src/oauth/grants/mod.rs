@@ -90,7 +90,7 @@ impl OAuth {
         self.store
             .insert_refresh_family(&family, &opaque::sha256_hex(&token))
             .await
-            .map_err(|e| OAuthError::Internal(e.into()))?;
+            .map_err(OAuthError::from)?;
         Ok(Some(token))
     }
 

@@ -42,7 +42,7 @@ impl OAuth {
             .store
             .user_by_username(username)
             .await
-            .map_err(|e| OAuthError::Internal(e.into()))?;
+            .map_err(OAuthError::from)?;
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         let verified = self
             .passwords

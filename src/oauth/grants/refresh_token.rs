@@ -26,13 +26,8 @@ impl OAuth {
         let presented = params.require("refresh_token")?;
         let requested = scope::parse_requested(params.get("scope"))?;
         let presented_hash = opaque::sha256_hex(presented);
-        let internal = |e: crate::store::StoreError| OAuthError::Internal(e.into());
 
-        let record = self
-            .store
-            .refresh_record(&presented_hash)
-            .await
-            .map_err(internal)?;
+        let record = self.store.refresh_record(&presented_hash).await?;
         let Some(record) = record else {
             return Err(OAuthError::InvalidGrant(INVALID));
         };
@@ -46,8 +41,7 @@ impl OAuth {
         let user = self
             .store
             .user_by_id(&family.user_id)
-            .await
-            .map_err(internal)?
+            .await?
             .filter(|u| !u.disabled)
             .ok_or(OAuthError::InvalidGrant(INVALID))?;
         let granted = scope::grant_for_refresh(requested.as_ref(), &family.scopes, client, &user)?;
@@ -58,8 +52,7 @@ impl OAuth {
             .rotate_refresh_token(&presented_hash, &opaque::sha256_hex(&successor), now, |f| {
                 f.client_id == client.id && f.user_id == user.id
             })
-            .await
-            .map_err(internal)?;
+            .await?;
         match rotation {
             Rotation::Rotated(family) => {
                 let mut response =
