@@ -126,7 +126,11 @@ pub enum KeysCommand {
     /// Generate a new key that signs from now on; older keys stay in the JWKS.
     Rotate,
     /// Remove a key that no longer signs from the JWKS (tokens it signed stop verifying).
-    Retire { kid: String },
+    Retire {
+        /// The key's kid, as `keys list` shows it (it may start with `-`).
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
 }
 
 /// Runs a parsed command line.

@@ -116,7 +116,10 @@ impl OAuth {
         Ok(match user {
             Some(u) if !u.disabled => Some(Some(u.username)),
             Some(_) => None,
-            None if claims.sub == claims.client_id => Some(None),
+            // A client's own token lives only as long as the client.
+            None if claims.sub == claims.client_id => {
+                self.store.client(&claims.client_id).await?.map(|_| None)
+            }
             None => None,
         })
     }

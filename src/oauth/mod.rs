@@ -42,8 +42,9 @@ pub struct OAuth {
 }
 
 impl OAuth {
-    /// An access token that verifies (signature, issuer, type, expiry) and was not revoked.
-    /// `None` for anything else; why is logged at debug level (never the token).
+    /// An access token that verifies (signature, issuer, type, expiry) and was not revoked,
+    /// neither by itself nor with its login session (refresh-token family). `None` for
+    /// anything else; why is logged at debug level (never the token).
     pub async fn live_access_token(
         &self,
         token: &str,
@@ -59,6 +60,12 @@ impl OAuth {
         if self.store.is_access_token_revoked(&claims.jti).await? {
             tracing::debug!(jti = claims.jti, "access token refused: revoked");
             return Ok(None);
+        }
+        if let Some(sid) = &claims.sid {
+            if !self.store.refresh_family_is_live(sid, now).await? {
+                tracing::debug!(jti = claims.jti, "access token refused: its session ended");
+                return Ok(None);
+            }
         }
         Ok(Some(claims))
     }

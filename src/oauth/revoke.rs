@@ -6,7 +6,7 @@
 //! - An access token: its `jti` is recorded until it expires, and ferrid's own endpoints
 //!   (userinfo, introspection) refuse it. Resource servers that verify offline cannot know.
 //! - An unknown, expired or foreign token: 200, nothing to do (§2.2).
-//! - A token issued to another client: refused with `invalid_grant` (§2.1).
+//! - A live token issued to another client: refused with `invalid_grant` (§2.1).
 
 use super::{OAuth, OAuthError};
 use crate::model::Client;
@@ -45,9 +45,14 @@ impl OAuth {
             return Ok(false);
         };
         if record.family.client_id != client.id {
-            return Err(OAuthError::InvalidGrant(
-                "this token was issued to another client",
-            ));
+            // Refused only while it is live (§2.1); a dead token of another client is
+            // answered like an unknown one, so the endpoint is no oracle for old tokens.
+            if record.used_at.is_none() && record.family.is_live(now) {
+                return Err(OAuthError::InvalidGrant(
+                    "this token was issued to another client",
+                ));
+            }
+            return Ok(true);
         }
         self.store
             .revoke_refresh_family(&record.family.id, now)

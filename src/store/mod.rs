@@ -55,11 +55,16 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict,
-            // SQLSTATE class 08 (connection exception) and 57P0x (the server shutting down or
-            // restarting): the database went away under us.
+            // PostgreSQL: SQLSTATE class 08 (connection exception) and 57P0x (the server
+            // shutting down or restarting). SQLite: SQLITE_BUSY (5, and its extended codes
+            // 261, 517) and SQLITE_LOCKED (6), the busy timeout running out behind another
+            // writer. Either way, worth a retry.
             sqlx::Error::Database(d)
-                if d.code()
-                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0")) =>
+                if d.code().is_some_and(|c| {
+                    c.starts_with("08")
+                        || c.starts_with("57P0")
+                        || matches!(c.as_ref(), "5" | "6" | "261" | "517")
+                }) =>
             {
                 StoreError::Unavailable(e)
             }

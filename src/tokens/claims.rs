@@ -44,6 +44,9 @@ pub struct AccessClaims {
     pub scope: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// The login session (refresh-token family) the token belongs to, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 /// An ID token (OpenID Connect Core §2, §3.1.3.6, §5.1).

@@ -79,7 +79,8 @@ async fn rotation_reaches_a_running_server_and_old_tokens_keep_working() {
         "{list}"
     );
 
-    // The signing key cannot be retired.
+    // The signing key cannot be retired. (Kids may start with `-`; test both kinds of
+    // argument passing.)
     let out = ferrid_cli(app.dir.path(), &["keys", "retire", &new_kid], "");
     assert!(!out.status.success());
     assert!(

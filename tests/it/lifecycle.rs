@@ -157,6 +157,31 @@ async fn of_twenty_concurrent_refreshes_of_one_token_exactly_one_succeeds() {
             .filter(|(s, _)| *s != 200)
             .all(|(s, b)| *s == 400 && b["error"] == "invalid_grant")
     );
+    // The losers presented a rotated token: a replay, so the winner's successor is dead too.
+    let winner = results.iter().find(|(s, _)| *s == 200).unwrap();
+    assert_eq!(refresh(&app, &rt(&winner.1), None).await.0, 400);
+}
+
+#[tokio::test]
+async fn a_replay_ends_the_access_tokens_of_its_session_too() {
+    let app = spawn().await;
+    let first = login(&app, "openid").await;
+    let access = first["access_token"].as_str().unwrap().to_owned();
+    let (_, second) = refresh(&app, &rt(&first), None).await;
+    let newer_access = second["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(app.userinfo(&access).await.status(), 200);
+    // Even a replay that asks for a scope it was never granted revokes the family.
+    let (status, _) = refresh(&app, &rt(&first), Some("items:write")).await;
+    assert_eq!(status, 400);
+    assert_eq!(refresh(&app, &rt(&second), None).await.0, 400);
+    // RFC 7009 §2.1 / RFC 9700 §4.14.2: the session's access tokens end at ferrid's own
+    // endpoints too.
+    assert_eq!(app.userinfo(&access).await.status(), 401);
+    assert_eq!(app.userinfo(&newer_access).await.status(), 401);
+    assert_eq!(
+        introspect(&app, &newer_access, (APP, APP_SECRET)).await,
+        inactive()
+    );
 }
 
 #[tokio::test]
@@ -186,10 +211,9 @@ async fn refreshed_id_tokens_keep_sub_and_auth_time_and_the_family_has_an_absolu
         id2["auth_time"], id1["auth_time"],
         "auth_time is the login, not the refresh"
     );
-    assert_eq!(
-        id2["iat"].as_i64().unwrap(),
-        id1["iat"].as_i64().unwrap() + 1000
-    );
+    // The wall clock may tick between the two requests.
+    let later = id2["iat"].as_i64().unwrap() - id1["iat"].as_i64().unwrap();
+    assert!((1000..=1002).contains(&later), "{later}");
 
     // An hour after the login the family is over, however recently it was rotated.
     app.clock.advance(2601);
@@ -256,6 +280,20 @@ async fn disabling_a_user_changing_the_password_or_removing_the_client_ends_refr
     assert_eq!(
         (status, body["error"].as_str().unwrap()),
         (401, "invalid_client")
+    );
+    // The client's families went with it: registering the same id again brings no old
+    // session back.
+    app.add_client(
+        APP,
+        Some(APP_SECRET),
+        &["password", "refresh_token"],
+        "openid",
+    )
+    .await;
+    let (status, body) = refresh(&app, &token, None).await;
+    assert_eq!(
+        (status, body["error"].as_str().unwrap()),
+        (400, "invalid_grant")
     );
 }
 
@@ -405,11 +443,19 @@ async fn introspection_answers_for_live_expired_revoked_garbage_and_foreign_toke
     );
 
     // Garbage, and a token of another ferrid (another issuer, another key).
-    for junk in ["garbage", "a.b.c", ""] {
-        if !junk.is_empty() {
-            assert_eq!(introspect(&app, junk, (APP, APP_SECRET)).await, inactive());
-        }
+    for junk in ["garbage", "a.b.c", "eyJhbGciOiJub25lIn0.e30."] {
+        assert_eq!(introspect(&app, junk, (APP, APP_SECRET)).await, inactive());
     }
+    // Rotated away (its family still live): inactive, and the successor is active.
+    let (_, next) = refresh(&app, &refresh_token, None).await;
+    assert_eq!(
+        introspect(&app, &refresh_token, (APP, APP_SECRET)).await,
+        inactive()
+    );
+    assert_eq!(
+        introspect(&app, &rt(&next), (APP, APP_SECRET)).await["active"],
+        true
+    );
     let stranger = spawn().await;
     let foreign = login(&stranger, "openid").await;
     assert_eq!(
@@ -530,8 +576,15 @@ async fn revocation_of_refresh_and_access_tokens() {
         inactive()
     );
 
+    // ...and ends the access tokens of that session at ferrid's own endpoints.
+    let session_access = second["access_token"].as_str().unwrap();
+    assert_eq!(app.userinfo(session_access).await.status(), 401);
+
     // Revoking an access token: userinfo and introspection refuse it until it expires.
-    let access = second["access_token"].as_str().unwrap().to_owned();
+    let access = login(&app, "openid").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(app.userinfo(&access).await.status(), 200);
     let res = revoke(&app, &access, (APP, APP_SECRET)).await;
     assert_eq!(res.status(), 200);
@@ -576,12 +629,96 @@ async fn expired_tokens_and_revocations_are_purged() {
         200,
         "live tokens survive a purge"
     );
-    // After the refresh family's lifetime (30 days) everything is gone.
+    // After the refresh family's lifetime (30 days) everything is gone: two tokens (the
+    // rotated one and its successor), their family, and the revocation record.
     let later = now + 31 * 24 * 3600;
-    assert_eq!(
-        app.store.purge_expired(later).await.unwrap(),
-        2,
-        "one family, one revocation"
-    );
+    assert_eq!(app.store.purge_expired(later).await.unwrap(), 4);
     assert_eq!(app.store.purge_expired(later).await.unwrap(), 0);
+    let digest = ferrid::tokens::opaque::sha256_hex(&token);
+    assert!(app.store.refresh_record(&digest).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn the_background_task_purges_without_being_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_with(dir, ferrid::clock::Clock::system(), |c| {
+        c.purge_interval = std::time::Duration::from_millis(100);
+    })
+    .await;
+    app.add_client(
+        APP,
+        Some(APP_SECRET),
+        &["password", "refresh_token"],
+        "openid",
+    )
+    .await;
+    app.add_user(USER, PASSWORD, "").await;
+    let token = rt(&login(&app, "openid").await);
+    let digest = ferrid::tokens::opaque::sha256_hex(&token);
+    assert!(app.store.refresh_record(&digest).await.unwrap().is_some());
+    app.clock.advance(31 * 24 * 3600);
+    let gone = app
+        .eventually(std::time::Duration::from_secs(5), || async {
+            app.store.refresh_record(&digest).await.unwrap().is_none()
+        })
+        .await;
+    assert!(gone, "the purge task did not run");
+}
+
+#[tokio::test]
+async fn revocation_is_no_oracle_and_a_removed_clients_own_tokens_end() {
+    let app = spawn().await;
+    // Another client's dead refresh token answers like an unknown one.
+    let first = login(&app, "openid").await;
+    let (_, _second) = refresh(&app, &rt(&first), None).await;
+    assert_eq!(
+        revoke(&app, &rt(&first), (API, API_SECRET)).await.status(),
+        200
+    );
+
+    // A client_credentials token stays active only while its client exists.
+    let res = app
+        .token(
+            &[("grant_type", "client_credentials")],
+            Some((API, API_SECRET)),
+        )
+        .await;
+    let own = res.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        introspect(&app, &own, (API, API_SECRET)).await["active"],
+        true
+    );
+    app.add_client(
+        "rs",
+        Some(API_SECRET),
+        &["client_credentials"],
+        "items:read",
+    )
+    .await;
+    let mut with_aud = app.store.client(API).await.unwrap().unwrap();
+    with_aud.audiences = vec!["rs".into()];
+    assert!(app.store.delete_client(API).await.unwrap());
+    app.store.insert_client(&with_aud).await.unwrap();
+    let res = app
+        .token(
+            &[("grant_type", "client_credentials")],
+            Some((API, API_SECRET)),
+        )
+        .await;
+    let aud_token = res.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        introspect(&app, &aud_token, ("rs", API_SECRET)).await["active"],
+        true
+    );
+    assert!(app.store.delete_client(API).await.unwrap());
+    assert_eq!(
+        introspect(&app, &aud_token, ("rs", API_SECRET)).await,
+        inactive()
+    );
 }

@@ -127,3 +127,73 @@ async fn a_debug_log_of_a_whole_session_holds_no_secret() {
         assert!(!log.contains(&value), "the {what} is in the log");
     }
 }
+
+#[tokio::test]
+async fn a_refresh_token_replay_is_logged_as_a_security_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ferrid_cli(
+        dir.path(),
+        &[
+            "client",
+            "add",
+            "app",
+            "--grant-type",
+            "password",
+            "--grant-type",
+            "refresh_token",
+            "--json",
+        ],
+        "",
+    );
+    let secret = serde_json::from_str::<Value>(stdout(&out).trim()).unwrap()["client_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        ferrid_cli(
+            dir.path(),
+            &["user", "add", "ada"],
+            "long enough password\n"
+        )
+        .status
+        .success()
+    );
+    let server = Server::start(dir.path(), &[], &[]);
+    let http = reqwest::Client::new();
+    let post = |form: Vec<(&'static str, String)>| {
+        let req = http
+            .post(server.url("/token"))
+            .basic_auth("app", Some(&secret))
+            .form(&form);
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let login = post(vec![
+        ("grant_type", "password".into()),
+        ("username", "ada".into()),
+        ("password", "long enough password".into()),
+    ])
+    .await;
+    let first = login["refresh_token"].as_str().unwrap().to_owned();
+    let refresh = |t: String| {
+        vec![
+            ("grant_type", "refresh_token".to_owned()),
+            ("refresh_token", t),
+        ]
+    };
+    assert!(post(refresh(first.clone())).await["refresh_token"].is_string());
+    assert_eq!(post(refresh(first.clone())).await["error"], "invalid_grant");
+    let log_file = server.log_file.clone();
+    assert!(server.stop());
+    let log = std::fs::read_to_string(log_file).unwrap();
+    let event = log
+        .lines()
+        .find(|l| l.contains("event=\"refresh_token_reuse\""))
+        .expect("a reuse event");
+    assert!(
+        event.contains("WARN")
+            && event.contains("family_id=")
+            && event.contains("client_id=\"app\""),
+        "{event}"
+    );
+    assert!(!log.contains(&first), "the token itself is never logged");
+}

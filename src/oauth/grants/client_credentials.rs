@@ -22,7 +22,7 @@ impl OAuth {
         }
         let requested = scope::parse_requested(params.get("scope"))?;
         let granted = scope::grant_for_client(requested.as_ref(), client)?;
-        let access_token = self.sign_access_token(client, &client.id, &granted, None, now)?;
+        let access_token = self.sign_access_token(client, &client.id, &granted, None, None, now)?;
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer",

@@ -63,44 +63,52 @@ impl OAuth {
         }
     }
 
-    /// Starts a refresh-token family for a fresh login, when the client may refresh
-    /// (RFC 6749 §6): the token is stored (as a digest) before the response goes out.
-    pub(crate) async fn start_refresh_family(
+    /// The refresh-token family of a fresh login, when the client may refresh (RFC 6749 §6).
+    pub(crate) fn new_refresh_family(
         &self,
         client: &Client,
         user: &User,
         scopes: &ScopeSet,
         auth_time: i64,
         now: i64,
-    ) -> Result<Option<String>, OAuthError> {
-        if !client.may_use(GrantType::RefreshToken) {
-            return Ok(None);
-        }
-        let token = opaque::random_token()?;
-        let family = RefreshFamily {
-            id: uuid::Uuid::new_v4().to_string(),
-            client_id: client.id.clone(),
-            user_id: user.id.clone(),
-            scopes: scopes.clone(),
-            auth_time,
-            created_at: now,
-            expires_at: now + self.lifetimes.refresh_token.as_secs() as i64,
-            revoked_at: None,
-        };
-        self.store
-            .insert_refresh_family(&family, &opaque::sha256_hex(&token))
-            .await
-            .map_err(OAuthError::from)?;
-        Ok(Some(token))
+    ) -> Option<RefreshFamily> {
+        client
+            .may_use(GrantType::RefreshToken)
+            .then(|| RefreshFamily {
+                id: uuid::Uuid::new_v4().to_string(),
+                client_id: client.id.clone(),
+                user_id: user.id.clone(),
+                scopes: scopes.clone(),
+                auth_time,
+                created_at: now,
+                expires_at: now + self.lifetimes.refresh_token.as_secs() as i64,
+                revoked_at: None,
+            })
     }
 
-    /// Signs an access token (RFC 9068) for `sub`.
+    /// Stores a new family with its first token (as a digest) and returns the token; done
+    /// before the response goes out.
+    pub(crate) async fn store_refresh_family(
+        &self,
+        family: &RefreshFamily,
+    ) -> Result<String, OAuthError> {
+        let token = opaque::random_token()?;
+        self.store
+            .insert_refresh_family(family, &opaque::sha256_hex(&token))
+            .await?;
+        Ok(token)
+    }
+
+    /// Signs an access token (RFC 9068) for `sub`. `sid` names the refresh-token family of
+    /// the login, so that revoking the family also ends its access tokens at ferrid's own
+    /// endpoints (RFC 7009 §2.1).
     fn sign_access_token(
         &self,
         client: &Client,
         sub: &str,
         scopes: &ScopeSet,
         auth_time: Option<i64>,
+        sid: Option<&str>,
         now: i64,
     ) -> Result<String, OAuthError> {
         let audiences = if client.audiences.is_empty() {
@@ -118,6 +126,7 @@ impl OAuth {
             client_id: client.id.clone(),
             scope: scopes.to_string(),
             auth_time,
+            sid: sid.map(str::to_owned),
         };
         self.tokens.sign_access(&access).map_err(internal)
     }
@@ -130,10 +139,11 @@ impl OAuth {
         user: &User,
         scopes: &ScopeSet,
         auth_time: i64,
+        sid: Option<&str>,
         now: i64,
     ) -> Result<TokenResponse, OAuthError> {
         let access_token =
-            self.sign_access_token(client, &user.id, scopes, Some(auth_time), now)?;
+            self.sign_access_token(client, &user.id, scopes, Some(auth_time), sid, now)?;
         let id_token = if scopes.contains(OPENID) {
             let id = IdClaims {
                 iss: self.tokens.issuer().to_owned(),

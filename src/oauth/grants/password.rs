@@ -67,10 +67,12 @@ impl OAuth {
                 .await;
         }
         let granted = scope::grant_for_user(requested.as_ref(), client, &user)?;
-        let mut response = self.mint_for_user(client, &user, &granted, now, now)?;
-        response.refresh_token = self
-            .start_refresh_family(client, &user, &granted, now, now)
-            .await?;
+        let family = self.new_refresh_family(client, &user, &granted, now, now);
+        let sid = family.as_ref().map(|f| f.id.as_str());
+        let mut response = self.mint_for_user(client, &user, &granted, now, sid, now)?;
+        if let Some(family) = &family {
+            response.refresh_token = Some(self.store_refresh_family(family).await?);
+        }
         Ok(response)
     }
 

@@ -4,13 +4,14 @@
 //! Every refresh rotates: the presented token is marked used and a successor is issued, in
 //! one database transaction committed before the response goes out. A used token presented
 //! again — a replay, by an attacker or by a confused client, even within the same second —
-//! revokes its whole family, successors included. Validity is decided by the database alone.
+//! revokes its whole family, successors included, before anything else is checked. Validity
+//! is decided by the database alone.
 
 use super::super::scope;
 use super::{OAuth, OAuthError, TokenResponse};
 use crate::model::Client;
 use crate::oauth::Params;
-use crate::store::Rotation;
+use crate::store::{RefreshFamily, Rotation};
 use crate::tokens::opaque;
 
 const INVALID: &str =
@@ -27,15 +28,21 @@ impl OAuth {
         let requested = scope::parse_requested(params.get("scope"))?;
         let presented_hash = opaque::sha256_hex(presented);
 
-        let record = self.store.refresh_record(&presented_hash).await?;
-        let Some(record) = record else {
+        let Some(record) = self.store.refresh_record(&presented_hash).await? else {
             return Err(OAuthError::InvalidGrant(INVALID));
         };
+        if record.used_at.is_some() {
+            // A replay, whoever presents it and whatever else it asks for.
+            self.store
+                .revoke_refresh_family(&record.family.id, now)
+                .await?;
+            log_reuse(&record.family, client);
+            return Err(OAuthError::InvalidGrant(INVALID));
+        }
         let family = &record.family;
-        // A token that was never used, presented by another client, is refused and left as it
-        // is (RFC 6749 §6: bound to the client it was issued to). A used one is a replay
-        // whoever presents it, and goes on to the rotation, which revokes the family.
-        if record.used_at.is_none() && family.client_id != client.id {
+        // Bound to the client it was issued to (RFC 6749 §6); a live token presented by
+        // another client is refused and left as it is.
+        if family.client_id != client.id || !family.is_live(now) {
             return Err(OAuthError::InvalidGrant(INVALID));
         }
         let user = self
@@ -46,6 +53,16 @@ impl OAuth {
             .ok_or(OAuthError::InvalidGrant(INVALID))?;
         let granted = scope::grant_for_refresh(requested.as_ref(), &family.scopes, client, &user)?;
 
+        // Sign first: once the rotation commits, the old token is spent, so nothing may fail
+        // after it. Tokens of a refused rotation are simply dropped.
+        let mut response = self.mint_for_user(
+            client,
+            &user,
+            &granted,
+            family.auth_time,
+            Some(&family.id),
+            now,
+        )?;
         let successor = opaque::random_token()?;
         let rotation = self
             .store
@@ -54,24 +71,28 @@ impl OAuth {
             })
             .await?;
         match rotation {
-            Rotation::Rotated(family) => {
-                let mut response =
-                    self.mint_for_user(client, &user, &granted, family.auth_time, now)?;
+            Rotation::Rotated(_) => {
                 response.refresh_token = Some(successor);
                 Ok(response)
             }
+            // Another request rotated it between our read and our update.
             Rotation::Reused(family) => {
-                tracing::warn!(
-                    event = "refresh_token_reuse",
-                    family_id = family.id,
-                    client_id = family.client_id,
-                    user_id = family.user_id,
-                    presented_by = client.id,
-                    "a rotated refresh token was presented again; its family is revoked"
-                );
+                log_reuse(&family, client);
                 Err(OAuthError::InvalidGrant(INVALID))
             }
             Rotation::Refused => Err(OAuthError::InvalidGrant(INVALID)),
         }
     }
+}
+
+/// The security event of RFC 9700 §4.14.2, in a stable shape.
+fn log_reuse(family: &RefreshFamily, presented_by: &Client) {
+    tracing::warn!(
+        event = "refresh_token_reuse",
+        family_id = family.id,
+        client_id = family.client_id,
+        user_id = family.user_id,
+        presented_by = presented_by.id,
+        "a rotated refresh token was presented again; its family is revoked"
+    );
 }
