@@ -61,11 +61,13 @@ impl OAuth {
             tracing::debug!(jti = claims.jti, "access token refused: revoked");
             return Ok(None);
         }
-        if let Some(sid) = &claims.sid {
-            if !self.store.refresh_family_is_live(sid, now).await? {
-                tracing::debug!(jti = claims.jti, "access token refused: its session ended");
-                return Ok(None);
-            }
+        let session_live = match &claims.sid {
+            Some(sid) => self.store.refresh_family_is_live(sid, now).await?,
+            None => true,
+        };
+        if !session_live {
+            tracing::debug!(jti = claims.jti, "access token refused: its session ended");
+            return Ok(None);
         }
         Ok(Some(claims))
     }
