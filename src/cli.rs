@@ -55,6 +55,20 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Database maintenance.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DbCommand {
+    /// Copy users, clients and live refresh tokens from --database-url into an empty
+    /// database (e.g. from SQLite to PostgreSQL), so nobody has to log in again.
+    Copy {
+        /// The target database URL, e.g. postgres://ferrid@db.internal/ferrid.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -140,6 +154,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(cmd) => user(cmd, &cli.storage).await,
         Command::Client(cmd) => client(cmd, &cli.storage).await,
         Command::Keys(cmd) => keys_command(cmd, &cli.storage.keys_dir).await,
+        Command::Db(DbCommand::Copy { to }) => copy_database(&cli.storage.database_url, &to).await,
     }
 }
 
@@ -535,6 +550,32 @@ fn validate_redirect_uri(uri: &str) -> anyhow::Result<()> {
     if parsed.fragment().is_some() {
         bail!("--redirect-uri {uri:?} may not have a fragment (RFC 6749 section 3.1.2)");
     }
+    Ok(())
+}
+
+async fn copy_database(from: &str, to: &str) -> anyhow::Result<()> {
+    if from == to {
+        bail!("--to names the same database as --database-url");
+    }
+    let source = Store::connect(from, 2)
+        .await
+        .context("the source (--database-url)")?;
+    let target = Store::connect(to, 2).await.context("the target (--to)")?;
+    let report = source.copy_into(&target, Clock::system().now()).await;
+    source.close().await;
+    target.close().await;
+    let report = report?;
+    println!(
+        "copied {} users, {} clients, {} live refresh tokens and {} access-token revocations \
+         from {} to {}",
+        report.users,
+        report.clients,
+        report.refresh_tokens,
+        report.revoked_access_tokens,
+        source.engine(),
+        target.engine()
+    );
+    println!("Point every server at the new database (--database-url) and restart it.");
     Ok(())
 }
 

@@ -238,7 +238,7 @@ async fn clients_are_registered_with_explicit_grants() {
 
 #[tokio::test]
 async fn fastapi_users_import_with_bcrypt_and_upgrade_to_argon2id_on_login() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::TestDir::new();
     let file = dir.path().join("users.json");
     let users = serde_json::json!({
         "johndoe": {
@@ -322,7 +322,7 @@ async fn fastapi_users_import_with_bcrypt_and_upgrade_to_argon2id_on_login() {
 
 #[tokio::test]
 async fn serve_demo_prints_curl_commands_that_work_as_printed() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::TestDir::new();
     let server = Server::start(dir.path(), &["--demo"], &[]);
     let printed = server.stdout();
     assert!(

@@ -102,7 +102,7 @@ async fn refresh_until_killed(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_rotation_survives_sigkill_and_restart() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::TestDir::new();
     let out = ferrid_cli(
         dir.path(),
         &[
@@ -247,6 +247,11 @@ async fn refresh_rotation_survives_sigkill_and_restart() {
     }
     assert!(server.stop());
 
+    // SQLite's own check of the file ferrid was killed over (PostgreSQL, a separate server,
+    // was never killed here).
+    if dir.is_postgres() {
+        return;
+    }
     let db = dir.path().join("ferrid.db");
     let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(&db)

@@ -73,7 +73,7 @@ async fn discovery_lists_only_what_is_implemented_and_every_url_answers() {
 
 #[tokio::test]
 async fn discovery_uses_the_configured_issuer_verbatim() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::TestDir::new();
     let app = TestApp::spawn_with(dir, ferrid::clock::Clock::system(), |c| {
         c.issuer = Some("https://id.example.com/tenant".into());
     })

@@ -104,7 +104,7 @@ async fn rotation_reaches_a_running_server_and_old_tokens_keep_working() {
 
 #[tokio::test]
 async fn sighup_reloads_the_keys_at_once() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::TestDir::new();
     let server = Server::start(dir.path(), &[], &[]);
     let http = reqwest::Client::new();
     let jwks = |http: reqwest::Client, url: String| async move {
@@ -140,7 +140,7 @@ async fn keys_and_data_survive_a_restart() {
     // port-0 test server would change).
     let issuer = |c: &mut ferrid::config::ServeConfig| c.issuer = Some("http://ferrid.test".into());
     let app = TestApp::spawn_with(
-        tempfile::tempdir().unwrap(),
+        crate::support::TestDir::new(),
         ferrid::clock::Clock::system(),
         issuer,
     )

@@ -186,7 +186,7 @@ async fn a_replay_ends_the_access_tokens_of_its_session_too() {
 
 #[tokio::test]
 async fn refreshed_id_tokens_keep_sub_and_auth_time_and_the_family_has_an_absolute_lifetime() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::TestDir::new();
     let app = TestApp::spawn_with(dir, ferrid::clock::Clock::system(), |c| {
         c.refresh_token_ttl = std::time::Duration::from_secs(3600);
     })
@@ -640,7 +640,7 @@ async fn expired_tokens_and_revocations_are_purged() {
 
 #[tokio::test]
 async fn the_background_task_purges_without_being_asked() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::TestDir::new();
     let app = TestApp::spawn_with(dir, ferrid::clock::Clock::system(), |c| {
         c.purge_interval = std::time::Duration::from_millis(100);
     })

@@ -7,7 +7,7 @@ use crate::support::{Server, ferrid_cli, stderr, stdout};
 
 #[tokio::test]
 async fn a_debug_log_of_a_whole_session_holds_no_secret() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::TestDir::new();
     let out = ferrid_cli(
         dir.path(),
         &["client", "add", "web", "--grant-type", "password", "--json"],
@@ -130,7 +130,7 @@ async fn a_debug_log_of_a_whole_session_holds_no_secret() {
 
 #[tokio::test]
 async fn a_refresh_token_replay_is_logged_as_a_security_event() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::TestDir::new();
     let out = ferrid_cli(
         dir.path(),
         &[

@@ -418,7 +418,7 @@ async fn concurrent_logins_all_succeed_within_the_queue() {
 async fn logins_beyond_the_hashing_queue_get_503_with_retry_after() {
     // One core's worth of hashing and no queue: of a burst of logins, the ones that find the
     // core busy are answered at once instead of waiting.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::TestDir::new();
     let app = TestApp::spawn_with(dir, ferrid::clock::Clock::system(), |c| {
         c.hash_workers = 1;
         c.hash_queue = 0;

@@ -1,5 +1,10 @@
-//! The test harness: a real ferrid on a loopback port 0, with a fresh SQLite file and keys
-//! dir per test, driven over HTTP; and the real `ferrid` binary for command-line tests.
+//! The test harness: a real ferrid on a loopback port 0, with a fresh database and keys dir
+//! per test, driven over HTTP; and the real `ferrid` binary for command-line tests.
+//!
+//! The database is a SQLite file in the test's temp dir, or — when `FERRID_TEST_DATABASE`
+//! holds a PostgreSQL URL (an account that may create databases) — a fresh PostgreSQL
+//! database per test, dropped when the test's [`TestDir`] goes. An unreachable PostgreSQL
+//! fails the test; nothing is skipped.
 
 #![allow(dead_code)]
 
@@ -32,9 +37,138 @@ pub fn init_logs() {
     }
 }
 
+/// The PostgreSQL server URL the suite runs against, if any.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("FERRID_TEST_DATABASE")
+        .ok()
+        .filter(|u| u.starts_with("postgres"))
+}
+
+/// A test's temp dir (keys, logs, SQLite file) and its database.
+pub struct TestDir {
+    pub dir: TempDir,
+    database_url: String,
+    pg: Option<PgDatabase>,
+}
+
+impl TestDir {
+    pub fn new() -> Self {
+        tempfile::tempdir().expect("temp dir").into()
+    }
+
+    /// A dir whose database is SQLite whatever the suite runs against.
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database_url = format!("sqlite://{}", dir.path().join("ferrid.db").display());
+        std::fs::write(dir.path().join(".database_url"), &database_url).expect("write url");
+        TestDir {
+            dir,
+            database_url,
+            pg: None,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn database_url(&self) -> &str {
+        &self.database_url
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.pg.is_some()
+    }
+}
+
+impl From<TempDir> for TestDir {
+    fn from(dir: TempDir) -> Self {
+        let (database_url, pg) = match postgres_url() {
+            Some(server) => {
+                let db = PgDatabase::create(&server);
+                (db.url.clone(), Some(db))
+            }
+            None => (
+                format!("sqlite://{}", dir.path().join("ferrid.db").display()),
+                None,
+            ),
+        };
+        // The command-line helpers find the database through this file.
+        std::fs::write(dir.path().join(".database_url"), &database_url).expect("write url");
+        TestDir {
+            dir,
+            database_url,
+            pg,
+        }
+    }
+}
+
+/// The database URL of a test dir (see [`TestDir`]).
+pub fn database_url_for(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join(".database_url"))
+        .unwrap_or_else(|_| format!("sqlite://{}", dir.join("ferrid.db").display()))
+}
+
+/// A PostgreSQL database made for one test and dropped after it.
+struct PgDatabase {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    fn create(server: &str) -> Self {
+        let name = format!("ferrid_test_{}", uuid::Uuid::new_v4().simple());
+        let mut url = url::Url::parse(server).expect("FERRID_TEST_DATABASE is a URL");
+        url.set_path(&name);
+        let db = PgDatabase {
+            server: server.to_owned(),
+            name,
+            url: url.to_string(),
+        };
+        db.admin(format!("create database \"{}\"", db.name));
+        db
+    }
+
+    /// Runs one statement on the server, from a thread of its own (tests call this from
+    /// inside a tokio runtime, and from `Drop`).
+    fn admin(&self, sql: String) {
+        let server = self.server.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&server)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("FERRID_TEST_DATABASE={server} is unreachable: {e}")
+                    });
+                sqlx::query(&sql)
+                    .execute(&mut conn)
+                    .await
+                    .expect("admin statement");
+            })
+        })
+        .join()
+        .expect("admin thread");
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        self.admin(format!(
+            "drop database if exists \"{}\" with (force)",
+            self.name
+        ));
+    }
+}
+
 pub struct TestApp {
     pub base: String,
-    pub dir: TempDir,
+    pub dir: TestDir,
     pub clock: Clock,
     pub store: Store,
     pub http: reqwest::Client,
@@ -59,30 +193,28 @@ impl TestApp {
 
     /// A server on a fresh temp dir with no users or clients.
     pub async fn spawn_empty() -> Self {
-        Self::spawn_in(tempfile::tempdir().expect("temp dir"), Clock::system()).await
+        Self::spawn_in(TestDir::new(), Clock::system()).await
     }
 
-    pub fn config_for(dir: &Path) -> ServeConfig {
-        let mut config = ServeConfig::new(
-            format!("sqlite://{}", dir.join("ferrid.db").display()),
-            dir.join("keys"),
-        );
+    pub fn config_for(dir: &TestDir) -> ServeConfig {
+        let mut config = ServeConfig::new(dir.database_url(), dir.path().join("keys"));
         config.bind = "127.0.0.1:0".parse().expect("addr");
         config.keys_reload_interval = Duration::from_millis(200);
         config
     }
 
-    pub async fn spawn_in(dir: TempDir, clock: Clock) -> Self {
+    pub async fn spawn_in(dir: impl Into<TestDir>, clock: Clock) -> Self {
         Self::spawn_with(dir, clock, |_| {}).await
     }
 
     pub async fn spawn_with(
-        dir: TempDir,
+        dir: impl Into<TestDir>,
         clock: Clock,
         tweak: impl FnOnce(&mut ServeConfig),
     ) -> Self {
         init_logs();
-        let mut config = Self::config_for(dir.path());
+        let dir = dir.into();
+        let mut config = Self::config_for(&dir);
         tweak(&mut config);
         let app = App::build_with_clock(config, clock.clone())
             .await
@@ -108,8 +240,8 @@ impl TestApp {
         }
     }
 
-    /// Stops the server (gracefully) and hands back its files.
-    pub async fn stop(mut self) -> TempDir {
+    /// Stops the server (gracefully) and hands back its files and database.
+    pub async fn stop(mut self) -> TestDir {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -117,7 +249,7 @@ impl TestApp {
             task.await.expect("server task").expect("server ran");
         }
         self.store.close().await;
-        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"))
+        std::mem::replace(&mut self.dir, TestDir::sqlite())
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -129,7 +261,7 @@ impl TestApp {
     }
 
     pub fn database_url(&self) -> String {
-        format!("sqlite://{}", self.dir.path().join("ferrid.db").display())
+        self.dir.database_url().to_owned()
     }
 
     pub async fn add_client(&self, id: &str, secret: Option<&str>, grants: &[&str], scopes: &str) {
@@ -258,7 +390,7 @@ pub fn ferrid_cli(dir: &Path, args: &[&str], stdin: &str) -> Output {
     let mut child = ferrid()
         .args(args)
         .arg("--database-url")
-        .arg(format!("sqlite://{}", dir.join("ferrid.db").display()))
+        .arg(database_url_for(dir))
         .arg("--keys-dir")
         .arg(dir.join("keys"))
         .stdin(Stdio::piped())
@@ -305,7 +437,7 @@ impl Server {
         cmd.arg("serve")
             .args(["--bind", "127.0.0.1:0"])
             .arg("--database-url")
-            .arg(format!("sqlite://{}", dir.join("ferrid.db").display()))
+            .arg(database_url_for(dir))
             .arg("--keys-dir")
             .arg(dir.join("keys"))
             .args(extra)
