@@ -11,5 +11,6 @@ mod keys;
 mod lifecycle;
 mod logs;
 mod relying_party;
+mod replicas;
 mod token;
 mod userinfo;
