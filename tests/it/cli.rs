@@ -22,24 +22,7 @@ async fn login(app: &TestApp, client: (&str, &str), user: &str, password: &str) 
 }
 
 fn add_client(dir: &std::path::Path, id: &str) -> String {
-    let out = ferrid_cli(
-        dir,
-        &[
-            "client",
-            "add",
-            id,
-            "--grant-type",
-            "password",
-            "--scope",
-            "openid",
-            "--json",
-        ],
-        "",
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let printed: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
-    assert_eq!(printed["client_id"], id);
-    printed["client_secret"].as_str().unwrap().to_owned()
+    crate::support::cli_add_client(dir, id, &["--grant-type", "password", "--scope", "openid"])
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 use sqlx::ConnectOptions;
 
-use crate::support::{Server, ferrid_cli, stderr, stdout};
+use crate::support::{Server, ferrid_cli};
 
 const CHAINS: usize = 4;
 const CYCLES: usize = 6;
@@ -103,25 +103,11 @@ async fn refresh_until_killed(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_rotation_survives_sigkill_and_restart() {
     let dir = crate::support::TestDir::new();
-    let out = ferrid_cli(
+    let secret = crate::support::cli_add_client(
         dir.path(),
-        &[
-            "client",
-            "add",
-            "app",
-            "--grant-type",
-            "password",
-            "--grant-type",
-            "refresh_token",
-            "--json",
-        ],
-        "",
+        "app",
+        &["--grant-type", "password", "--grant-type", "refresh_token"],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let secret = serde_json::from_str::<Value>(stdout(&out).trim()).unwrap()["client_secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     assert!(
         ferrid_cli(
             dir.path(),

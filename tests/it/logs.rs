@@ -8,16 +8,7 @@ use crate::support::{Server, ferrid_cli, stderr, stdout};
 #[tokio::test]
 async fn a_debug_log_of_a_whole_session_holds_no_secret() {
     let dir = crate::support::TestDir::new();
-    let out = ferrid_cli(
-        dir.path(),
-        &["client", "add", "web", "--grant-type", "password", "--json"],
-        "",
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let secret = serde_json::from_str::<Value>(stdout(&out).trim()).unwrap()["client_secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let secret = crate::support::cli_add_client(dir.path(), "web", &["--grant-type", "password"]);
     let password = "Tr0ub4dor&3-horse-battery";
     let wrong_password = "Wr0ng-P4ssw0rd-guess";
     let wrong_secret = "wrong-client-secret-value-1234567890";
@@ -131,24 +122,11 @@ async fn a_debug_log_of_a_whole_session_holds_no_secret() {
 #[tokio::test]
 async fn a_refresh_token_replay_is_logged_as_a_security_event() {
     let dir = crate::support::TestDir::new();
-    let out = ferrid_cli(
+    let secret = crate::support::cli_add_client(
         dir.path(),
-        &[
-            "client",
-            "add",
-            "app",
-            "--grant-type",
-            "password",
-            "--grant-type",
-            "refresh_token",
-            "--json",
-        ],
-        "",
+        "app",
+        &["--grant-type", "password", "--grant-type", "refresh_token"],
     );
-    let secret = serde_json::from_str::<Value>(stdout(&out).trim()).unwrap()["client_secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     assert!(
         ferrid_cli(
             dir.path(),

@@ -15,12 +15,10 @@ const ISSUER: [&str; 2] = ["--issuer", "http://ferrid.test"];
 
 /// Registers a client for password + refresh_token and a user; returns the client secret.
 fn provision(dir: &Path) -> String {
-    let out = ferrid_cli(
+    let secret = crate::support::cli_add_client(
         dir,
+        "app",
         &[
-            "client",
-            "add",
-            "app",
             "--grant-type",
             "password",
             "--grant-type",
@@ -29,15 +27,8 @@ fn provision(dir: &Path) -> String {
             "openid",
             "--scope",
             "items:read",
-            "--json",
         ],
-        "",
     );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let secret = serde_json::from_str::<Value>(stdout(&out).trim()).unwrap()["client_secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let out = ferrid_cli(
         dir,
         &["user", "add", "ada", "--scope", "items:read"],

@@ -524,3 +524,19 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// `ferrid client add ID ARGS… --json` through the real binary; returns the secret it
+/// generated and printed once.
+pub fn cli_add_client(dir: &Path, id: &str, args: &[&str]) -> String {
+    let mut all = vec!["client", "add", id];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let out = ferrid_cli(dir, &all, "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("JSON");
+    assert_eq!(printed["client_id"], id);
+    printed["client_secret"]
+        .as_str()
+        .expect("a secret")
+        .to_owned()
+}
