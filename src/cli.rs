@@ -426,6 +426,12 @@ async fn client_command(cmd: ClientCommand, store: &Store) -> anyhow::Result<()>
             for uri in &redirect_uris {
                 validate_redirect_uri(uri)?;
             }
+            if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
+                bail!(
+                    "the authorization_code grant needs at least one --redirect-uri (where the \
+                     browser returns with the code; also accepted as post_logout_redirect_uri)"
+                );
+            }
             let scopes = if scopes.is_empty() {
                 ScopeSet::parse("openid profile email")?
             } else {

@@ -26,15 +26,20 @@ impl Discovery {
         let grant_types: Vec<&str> = grants::SUPPORTED.iter().map(|g| g.as_str()).collect();
         let doc = json!({
             "issuer": issuer,
+            "authorization_endpoint": url(paths::AUTHORIZE),
             "token_endpoint": url(paths::TOKEN),
+            "end_session_endpoint": url(paths::LOGOUT),
             "jwks_uri": url(paths::JWKS),
             "userinfo_endpoint": url(paths::USERINFO),
             "introspection_endpoint": url(paths::INTROSPECT),
             "revocation_endpoint": url(paths::REVOKE),
             "grant_types_supported": grant_types,
-            // No authorization endpoint in this build, so no response type is supported
-            // (RFC 8414 §2 and OIDC Discovery §3 make the member itself required).
-            "response_types_supported": [],
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            // RFC 7636 §4.2; plain is refused (RFC 9700 §2.1.1).
+            "code_challenge_methods_supported": ["S256"],
+            // RFC 9207: every authorization response carries `iss`.
+            "authorization_response_iss_parameter_supported": true,
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
             "token_endpoint_auth_methods_supported":
@@ -47,7 +52,7 @@ impl Discovery {
                 ["client_secret_basic", "client_secret_post", "none"],
             "scopes_supported": [OPENID, PROFILE, EMAIL, OFFLINE_ACCESS],
             "claims_supported": [
-                "iss", "sub", "aud", "exp", "iat", "auth_time", "at_hash",
+                "iss", "sub", "aud", "exp", "iat", "auth_time", "at_hash", "nonce",
                 "name", "preferred_username", "email", "email_verified",
             ],
             "claims_parameter_supported": false,

@@ -1,5 +1,6 @@
 //! The HTTP adapters: extract, call one `oauth` function, shape the response.
 
+mod authorize;
 pub mod discovery;
 pub mod error;
 pub mod extract;
@@ -45,6 +46,12 @@ pub fn router(state: AppState) -> Router {
             paths::USERINFO,
             get(userinfo::userinfo).post(userinfo::userinfo),
         )
+        .route(
+            paths::AUTHORIZE,
+            get(authorize::authorize).post(authorize::login),
+        )
+        .route(paths::LOGOUT, get(authorize::logout))
+        .route(paths::STYLESHEET, get(authorize::stylesheet))
         .route(paths::INTROSPECT, post(token::introspect))
         .route(paths::REVOKE, post(token::revoke))
         .route(paths::HEALTHZ, get(health::healthz))

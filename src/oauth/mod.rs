@@ -1,6 +1,7 @@
 //! The protocol: client authentication, scope policy, grants, userinfo. No axum and no SQL
 //! here: functions take parsed requests and `now`, and return results or RFC-shaped errors.
 
+pub mod authorize;
 pub mod client_auth;
 mod error;
 pub mod grants;

@@ -35,7 +35,7 @@ impl Store {
         }
         for (hash, record) in self.live_refresh_tokens(now).await? {
             target
-                .insert_refresh_family_at(&record.family, &hash, record.issued_at)
+                .insert_refresh_family_at(&record.family, Some((&hash, record.issued_at)))
                 .await?;
             report.refresh_tokens += 1;
         }

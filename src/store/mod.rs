@@ -8,6 +8,7 @@
 //! (`migrations/sqlite`, `migrations/postgres`, same numbering).
 
 mod clients;
+mod codes;
 mod copy;
 mod refresh_tokens;
 mod users;
@@ -19,6 +20,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+pub use codes::{AuthorizationCode, Redemption, Session};
 pub use copy::CopyReport;
 pub use refresh_tokens::{RefreshFamily, RefreshRecord, Rotation};
 pub use users::NewUser;

@@ -104,17 +104,16 @@ impl Store {
         family: &RefreshFamily,
         token_hash: &str,
     ) -> Result<(), StoreError> {
-        self.insert_refresh_family_at(family, token_hash, family.created_at)
+        self.insert_refresh_family_at(family, Some((token_hash, family.created_at)))
             .await
     }
 
-    /// Stores a family with one live token issued at `issued_at` (also used to copy live
-    /// tokens between databases).
+    /// Stores a family, with one live token `(digest, issued_at)` or none (a session whose
+    /// client does not refresh). Also used to copy live tokens between databases.
     pub async fn insert_refresh_family_at(
         &self,
         family: &RefreshFamily,
-        token_hash: &str,
-        issued_at: i64,
+        token: Option<(&str, i64)>,
     ) -> Result<(), StoreError> {
         on_pool!(self, |p| {
             let mut tx = p.begin().await?;
@@ -133,12 +132,14 @@ impl Store {
             .bind(family.revoked_at)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(INSERT_TOKEN)
-                .bind(token_hash)
-                .bind(&family.id)
-                .bind(issued_at)
-                .execute(&mut *tx)
-                .await?;
+            if let Some((hash, issued_at)) = token {
+                sqlx::query(INSERT_TOKEN)
+                    .bind(hash)
+                    .bind(&family.id)
+                    .bind(issued_at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
             Ok(())
         })
@@ -315,6 +316,10 @@ impl Store {
              (select id from refresh_families where expires_at <= $1 limit $2)",
             "delete from revoked_access_tokens where jti in \
              (select jti from revoked_access_tokens where expires_at <= $1 limit $2)",
+            "delete from authorization_codes where hash in \
+             (select hash from authorization_codes where expires_at <= $1 limit $2)",
+            "delete from sessions where hash in \
+             (select hash from sessions where expires_at <= $1 limit $2)",
         ] {
             loop {
                 let n = on_pool!(self, |p| sqlx::query(sql)

@@ -107,6 +107,36 @@ impl TokenIssuer {
         jsonwebtoken::encode(&header, claims, key).map_err(|e| TokenError::Sign(e.to_string()))
     }
 
+    /// The audience (client id) of an ID token this issuer signed — an expired one too, as
+    /// OIDC RP-Initiated Logout 1.0 §2 allows for `id_token_hint`.
+    pub fn id_token_audience(&self, token: &str) -> Result<String, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        if header.alg != Algorithm::RS256 {
+            return Err(TokenError::WrongAlgorithm);
+        }
+        if header
+            .typ
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP))
+        {
+            return Err(TokenError::WrongType);
+        }
+        let ring = self.keys.current();
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| ring.decoding_key(kid))
+            .ok_or(TokenError::UnknownKey)?;
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_issuer(&[&self.issuer]);
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims = HashSet::from(["iss", "sub", "aud"].map(str::to_owned));
+        jsonwebtoken::decode::<IdClaims>(token, key, &validation)
+            .map(|data| data.claims.aud)
+            .map_err(|_| TokenError::Invalid)
+    }
+
     /// Verifies an access token of this issuer: RS256 only (no `none`, no HMAC keyed with a
     /// public key: RFC 8725 §3.1), `typ` at+jwt (RFC 9068 §4), a `kid` in the JWKS, our `iss`,
     /// and `exp` after `now`.

@@ -13,7 +13,12 @@ async fn discovery_lists_only_what_is_implemented_and_every_url_answers() {
     assert_eq!(doc["userinfo_endpoint"], app.url("/userinfo").as_str());
     assert_eq!(
         doc["grant_types_supported"],
-        serde_json::json!(["password", "refresh_token", "client_credentials"])
+        serde_json::json!([
+            "authorization_code",
+            "password",
+            "refresh_token",
+            "client_credentials"
+        ])
     );
     assert_eq!(
         doc["introspection_endpoint"],
@@ -33,12 +38,27 @@ async fn discovery_lists_only_what_is_implemented_and_every_url_answers() {
         serde_json::json!(["public"])
     );
     // Nothing unfinished is advertised.
-    for absent in ["authorization_endpoint", "end_session_endpoint"] {
-        assert!(
-            doc.get(absent).is_none(),
-            "{absent} advertised before it exists"
-        );
+    // Every REQUIRED member of OIDC Discovery 1.0 §3, and the code flow's.
+    for required in [
+        "issuer",
+        "authorization_endpoint",
+        "jwks_uri",
+        "response_types_supported",
+        "subject_types_supported",
+        "id_token_signing_alg_values_supported",
+    ] {
+        assert!(doc.get(required).is_some(), "{required} is missing");
     }
+    assert_eq!(
+        doc["authorization_endpoint"],
+        app.url("/authorize").as_str()
+    );
+    assert_eq!(doc["end_session_endpoint"], app.url("/logout").as_str());
+    assert_eq!(doc["response_types_supported"], serde_json::json!(["code"]));
+    assert_eq!(
+        doc["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
     assert_eq!(doc["request_uri_parameter_supported"], false);
 
     // RFC 8414 metadata is the same document.

@@ -1,5 +1,6 @@
 //! The token endpoint's grants (RFC 6749 §4), one file each, and the token minting they share.
 
+mod authorization_code;
 mod client_credentials;
 mod password;
 pub use password::FAILED_LOGIN_FLOOR;
@@ -27,7 +28,8 @@ pub struct TokenResponse {
 }
 
 /// The grant types this build implements; discovery advertises exactly these.
-pub const SUPPORTED: [GrantType; 3] = [
+pub const SUPPORTED: [GrantType; 4] = [
+    GrantType::AuthorizationCode,
     GrantType::Password,
     GrantType::RefreshToken,
     GrantType::ClientCredentials,
@@ -59,7 +61,9 @@ impl OAuth {
             GrantType::Password => self.password_grant(&client, params, now).await,
             GrantType::RefreshToken => self.refresh_grant(&client, params, now).await,
             GrantType::ClientCredentials => self.client_credentials_grant(&client, params, now),
-            GrantType::AuthorizationCode => Err(OAuthError::UnsupportedGrantType),
+            GrantType::AuthorizationCode => {
+                self.authorization_code_grant(&client, params, now).await
+            }
         }
     }
 
@@ -140,6 +144,7 @@ impl OAuth {
         scopes: &ScopeSet,
         auth_time: i64,
         sid: Option<&str>,
+        nonce: Option<&str>,
         now: i64,
     ) -> Result<TokenResponse, OAuthError> {
         let access_token =
@@ -153,7 +158,7 @@ impl OAuth {
                 iat: now,
                 auth_time,
                 at_hash: at_hash(&access_token),
-                nonce: None,
+                nonce: nonce.map(str::to_owned),
                 profile: profile_claims(user, scopes),
             };
             Some(self.tokens.sign_id(&id).map_err(internal)?)

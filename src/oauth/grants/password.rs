@@ -14,7 +14,7 @@
 
 use super::super::scope;
 use super::{OAuth, OAuthError, TokenResponse};
-use crate::model::{Client, Secret};
+use crate::model::{Client, Secret, User};
 use crate::oauth::Params;
 use crate::password::{PasswordError, Verified};
 
@@ -39,10 +39,30 @@ impl OAuth {
         scope::check_client(requested.as_ref(), client)?;
 
         let user = self
-            .store
-            .user_by_username(username)
-            .await
-            .map_err(OAuthError::from)?;
+            .check_password(username, password, started, now)
+            .await?;
+        let granted = scope::grant_for_user(requested.as_ref(), client, &user)?;
+        let family = self.new_refresh_family(client, &user, &granted, now, now);
+        let sid = family.as_ref().map(|f| f.id.as_str());
+        let mut response = self.mint_for_user(client, &user, &granted, now, sid, None, now)?;
+        if let Some(family) = &family {
+            response.refresh_token = Some(self.store_refresh_family(family).await?);
+        }
+        Ok(response)
+    }
+
+    /// Checks a username and password — for the password grant and the login page alike.
+    /// Every failure is the same `invalid_grant`, answered no sooner than
+    /// [`FAILED_LOGIN_FLOOR`] after `started`; a full hashing queue is
+    /// `temporarily_unavailable`. An outdated hash is upgraded on success.
+    pub(crate) async fn check_password(
+        &self,
+        username: &str,
+        password: Secret,
+        started: tokio::time::Instant,
+        now: i64,
+    ) -> Result<User, OAuthError> {
+        let user = self.store.user_by_username(username).await?;
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         let verified = self
             .passwords
@@ -56,24 +76,17 @@ impl OAuth {
             // A disabled user went through the same verification as everyone else.
             (Some(user), Verified::Match { rehash }) if !user.disabled => (user, rehash),
             _ => {
-                tracing::info!(event = "login_failed", "password grant refused");
+                tracing::info!(event = "login_failed", "login refused");
                 tokio::time::sleep_until(started + FAILED_LOGIN_FLOOR).await;
                 return Err(OAuthError::InvalidGrant(BAD_CREDENTIALS));
             }
         };
-        tracing::info!(event = "login_succeeded", user_id = %user.id, "password grant");
+        tracing::info!(event = "login_succeeded", user_id = %user.id, "login");
         if rehash {
             self.upgrade_hash(&user.id, &user.password_hash, password, now)
                 .await;
         }
-        let granted = scope::grant_for_user(requested.as_ref(), client, &user)?;
-        let family = self.new_refresh_family(client, &user, &granted, now, now);
-        let sid = family.as_ref().map(|f| f.id.as_str());
-        let mut response = self.mint_for_user(client, &user, &granted, now, sid, now)?;
-        if let Some(family) = &family {
-            response.refresh_token = Some(self.store_refresh_family(family).await?);
-        }
-        Ok(response)
+        Ok(user)
     }
 
     /// Replaces a bcrypt (or outdated argon2) hash with argon2id at the configured parameters,

@@ -61,6 +61,7 @@ impl OAuth {
             &granted,
             family.auth_time,
             Some(&family.id),
+            None,
             now,
         )?;
         let successor = opaque::random_token()?;

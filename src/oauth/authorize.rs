@@ -1,0 +1,394 @@
+//! The authorization endpoint (RFC 6749 §4.1, RFC 7636, OpenID Connect Core §3.1.2) and the
+//! browser session behind it. No HTTP here: the `http::authorize` adapter renders pages and
+//! sets cookies; this module decides.
+//!
+//! Errors that cannot be trusted to the redirect URI — an unknown client, a redirect URI that
+//! is not registered exactly — are shown to the user and never redirect (§4.1.2.1: an open
+//! redirector otherwise). Every other error goes back to the client with `error`,
+//! `error_description` and `state`.
+
+use std::borrow::Cow;
+
+use super::{OAuth, OAuthError, Params, scope};
+use crate::model::{Client, GrantType, OPENID, ScopeSet, User};
+use crate::store::{AuthorizationCode, RefreshFamily, Session};
+use crate::tokens::opaque;
+
+/// How long a code lives (RFC 6749 §4.1.2: "a maximum authorization code lifetime of 10
+/// minutes is RECOMMENDED"; one minute is plenty for a redirect).
+pub const CODE_TTL_SECS: i64 = 60;
+/// How long a browser session lasts without a new login.
+pub const SESSION_TTL_SECS: i64 = 12 * 3600;
+
+/// Why an authorization request failed.
+#[derive(Debug)]
+pub enum AuthorizeError {
+    /// Shown as an HTML page, never redirected.
+    Untrusted(&'static str),
+    /// Sent back to the client's redirect URI (§4.1.2.1).
+    Redirect {
+        to: String,
+        error: &'static str,
+        description: Cow<'static, str>,
+        state: Option<String>,
+    },
+    /// The database or hashing queue is busy: try again.
+    Unavailable,
+    Internal(anyhow::Error),
+}
+
+impl From<crate::store::StoreError> for AuthorizeError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match OAuthError::from(e) {
+            OAuthError::TemporarilyUnavailable => AuthorizeError::Unavailable,
+            other => AuthorizeError::Internal(other.into()),
+        }
+    }
+}
+
+/// A checked authorization request.
+#[derive(Clone, Debug)]
+pub struct AuthorizeRequest {
+    pub client: Client,
+    pub redirect_uri: String,
+    pub requested: Option<ScopeSet>,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub prompt_none: bool,
+    pub prompt_login: bool,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+    /// The parameters as received, to carry through the login form.
+    pub params: Vec<(String, String)>,
+}
+
+/// The parameters an authorization request may carry; the login form echoes exactly these.
+pub const PARAMETERS: [&str; 11] = [
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+    "prompt",
+    "max_age",
+    "login_hint",
+];
+
+impl AuthorizeRequest {
+    fn error(
+        &self,
+        error: &'static str,
+        description: impl Into<Cow<'static, str>>,
+    ) -> AuthorizeError {
+        AuthorizeError::Redirect {
+            to: self.redirect_uri.clone(),
+            error,
+            description: description.into(),
+            state: self.state.clone(),
+        }
+    }
+
+    /// Whether a session that authenticated at `auth_time` is good enough now.
+    pub fn accepts_session(&self, auth_time: i64, now: i64) -> bool {
+        !self.prompt_login && self.max_age.is_none_or(|max| now - auth_time <= max)
+    }
+
+    /// The error for `prompt=none` when the user would have to log in (OIDC Core §3.1.2.6).
+    pub fn login_required(&self) -> AuthorizeError {
+        self.error("login_required", "the user is not signed in")
+    }
+}
+
+/// RFC 7636 §4.1: `code_verifier = 43*128unreserved`; the S256 challenge is its SHA-256,
+/// base64url without padding (43 characters).
+fn is_pkce_value(s: &str, min: usize) -> bool {
+    (min..=128).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
+/// RFC 7636 §4.6: BASE64URL(SHA256(ASCII(code_verifier))) == code_challenge.
+pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
+    use base64::Engine;
+    use subtle::ConstantTimeEq;
+    if !is_pkce_value(verifier, 43) {
+        return false;
+    }
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+    let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
+    computed.as_bytes().ct_eq(challenge.as_bytes()).into()
+}
+
+impl OAuth {
+    /// Checks an authorization request (OIDC Core §3.1.2.1, RFC 6749 §4.1.1, RFC 7636 §4.3).
+    pub async fn check_authorize(
+        &self,
+        params: &Params,
+    ) -> Result<AuthorizeRequest, AuthorizeError> {
+        // First what decides whether errors may be redirected at all.
+        let client_id = params
+            .get("client_id")
+            .ok_or(AuthorizeError::Untrusted("the request has no client_id"))?;
+        let client = self
+            .store
+            .client(client_id)
+            .await?
+            .ok_or(AuthorizeError::Untrusted(
+                "this application is not registered here",
+            ))?;
+        let redirect_uri = params
+            .get("redirect_uri")
+            .ok_or(AuthorizeError::Untrusted("the request has no redirect_uri"))?;
+        // Exact string comparison (RFC 9700 §4.1.3): no prefixes, no patterns.
+        if !client.redirect_uris.iter().any(|u| u == redirect_uri) {
+            return Err(AuthorizeError::Untrusted(
+                "the redirect_uri is not registered for this application",
+            ));
+        }
+        let mut request = AuthorizeRequest {
+            redirect_uri: redirect_uri.to_owned(),
+            state: params.get("state").map(str::to_owned),
+            client,
+            requested: None,
+            nonce: params.get("nonce").map(str::to_owned),
+            code_challenge: None,
+            prompt_none: false,
+            prompt_login: false,
+            max_age: None,
+            login_hint: params.get("login_hint").map(str::to_owned),
+            params: PARAMETERS
+                .iter()
+                .filter_map(|name| params.get(name).map(|v| ((*name).to_owned(), v.to_owned())))
+                .collect(),
+        };
+        match params.get("response_type") {
+            Some("code") => {}
+            Some(_) => {
+                return Err(request.error(
+                    "unsupported_response_type",
+                    "only response_type=code is supported",
+                ));
+            }
+            None => return Err(request.error("invalid_request", "response_type is missing")),
+        }
+        if !request.client.may_use(GrantType::AuthorizationCode) {
+            return Err(request.error(
+                "unauthorized_client",
+                "this client is not registered for the authorization_code grant",
+            ));
+        }
+        request.requested = scope::parse_requested(params.get("scope"))
+            .and_then(|r| scope::check_client(r.as_ref(), &request.client).map(|()| r))
+            .map_err(|e| request.error("invalid_scope", e.description()))?;
+        // RFC 7636 §4.3 / RFC 9700 §2.1.1: S256 only; required of public clients.
+        match (
+            params.get("code_challenge"),
+            params.get("code_challenge_method"),
+        ) {
+            (Some(challenge), Some("S256")) if is_pkce_value(challenge, 43) => {
+                request.code_challenge = Some(challenge.to_owned());
+            }
+            (Some(_), Some("S256")) => {
+                return Err(request.error("invalid_request", "code_challenge is malformed"));
+            }
+            (Some(_), _) => {
+                return Err(request.error(
+                    "invalid_request",
+                    "code_challenge_method must be S256 (plain is not accepted)",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(request.error("invalid_request", "code_challenge is missing"));
+            }
+            (None, None) if request.client.is_public() => {
+                return Err(request.error(
+                    "invalid_request",
+                    "public clients must use PKCE (code_challenge with S256)",
+                ));
+            }
+            (None, None) => {}
+        }
+        if let Some(prompt) = params.get("prompt") {
+            for value in prompt.split(' ').filter(|v| !v.is_empty()) {
+                match value {
+                    "none" => request.prompt_none = true,
+                    "login" => request.prompt_login = true,
+                    // This server shows no consent or account chooser: nothing to prompt for.
+                    "consent" | "select_account" => {}
+                    _ => {
+                        return Err(request.error("invalid_request", "prompt has an unknown value"));
+                    }
+                }
+            }
+            if request.prompt_none && prompt.split(' ').filter(|v| !v.is_empty()).count() > 1 {
+                // OIDC Core §3.1.2.1: none with any other value is an error.
+                return Err(request.error("invalid_request", "prompt=none cannot be combined"));
+            }
+        }
+        if let Some(max_age) = params.get("max_age") {
+            request.max_age = Some(max_age.parse::<i64>().ok().filter(|m| *m >= 0).ok_or_else(
+                || request.error("invalid_request", "max_age must be a number of seconds"),
+            )?);
+        }
+        Ok(request)
+    }
+
+    /// The user of a browser session, if the cookie names a live one and the user is enabled.
+    pub async fn session_user(
+        &self,
+        cookie: &str,
+        now: i64,
+    ) -> Result<Option<(User, Session)>, AuthorizeError> {
+        let Some(session) = self.store.session(&opaque::sha256_hex(cookie), now).await? else {
+            return Ok(None);
+        };
+        let user = self
+            .store
+            .user_by_id(&session.user_id)
+            .await?
+            .filter(|u| !u.disabled);
+        Ok(user.map(|u| (u, session)))
+    }
+
+    /// Starts a browser session for a user who just logged in; returns the cookie value.
+    pub async fn start_session(&self, user: &User, now: i64) -> Result<String, AuthorizeError> {
+        let cookie = opaque::random_token().map_err(AuthorizeError::Internal)?;
+        let session = Session {
+            user_id: user.id.clone(),
+            auth_time: now,
+            expires_at: now + SESSION_TTL_SECS,
+        };
+        self.store
+            .insert_session(&opaque::sha256_hex(&cookie), &session, now)
+            .await?;
+        Ok(cookie)
+    }
+
+    pub async fn end_session(&self, cookie: &str) -> Result<(), AuthorizeError> {
+        self.store
+            .delete_session(&opaque::sha256_hex(cookie))
+            .await?;
+        Ok(())
+    }
+
+    /// Issues a code for a signed-in user and returns the URL to send the browser to
+    /// (RFC 6749 §4.1.2, with `iss` of RFC 9207).
+    pub async fn issue_code(
+        &self,
+        request: &AuthorizeRequest,
+        user: &User,
+        auth_time: i64,
+        now: i64,
+    ) -> Result<String, AuthorizeError> {
+        let scopes = scope::grant_for_user(request.requested.as_ref(), &request.client, user)
+            .map_err(|e| request.error("invalid_scope", e.description()))?;
+        if request.nonce.is_some() && !scopes.contains(OPENID) {
+            // A nonce only means something in an ID token; harmless, so accepted and unused.
+            tracing::debug!("nonce sent without openid");
+        }
+        let code = opaque::random_token().map_err(AuthorizeError::Internal)?;
+        let record = AuthorizationCode {
+            client_id: request.client.id.clone(),
+            user_id: user.id.clone(),
+            redirect_uri: request.redirect_uri.clone(),
+            scopes,
+            nonce: request.nonce.clone(),
+            code_challenge: request.code_challenge.clone(),
+            auth_time,
+            family_id: uuid::Uuid::new_v4().to_string(),
+            created_at: now,
+            expires_at: now + CODE_TTL_SECS,
+        };
+        self.store
+            .insert_code(&opaque::sha256_hex(&code), &record)
+            .await?;
+        let mut params = vec![("code", code.as_str()), ("iss", self.tokens.issuer())];
+        if let Some(state) = &request.state {
+            params.push(("state", state));
+        }
+        Ok(with_query(&request.redirect_uri, &params))
+    }
+
+    /// The refresh-token family a code's tokens belong to, stored when the code is
+    /// exchanged: revoking it (on a second use of the code) ends those tokens.
+    pub(crate) fn code_family(&self, code: &AuthorizationCode, now: i64) -> RefreshFamily {
+        RefreshFamily {
+            id: code.family_id.clone(),
+            client_id: code.client_id.clone(),
+            user_id: code.user_id.clone(),
+            scopes: code.scopes.clone(),
+            auth_time: code.auth_time,
+            created_at: now,
+            expires_at: now + self.lifetimes.refresh_token.as_secs() as i64,
+            revoked_at: None,
+        }
+    }
+}
+
+/// `base` with `params` added to its query (RFC 6749 §4.1.2: keep the existing query).
+pub fn with_query(base: &str, params: &[(&str, &str)]) -> String {
+    match url::Url::parse(base) {
+        Ok(mut url) => {
+            url.query_pairs_mut().extend_pairs(params);
+            url.to_string()
+        }
+        Err(_) => base.to_owned(),
+    }
+}
+
+/// The redirect for an error that may go back to the client (§4.1.2.1).
+pub fn error_redirect(
+    to: &str,
+    error: &str,
+    description: &str,
+    state: Option<&str>,
+    issuer: &str,
+) -> String {
+    let mut params = vec![
+        ("error", error),
+        ("error_description", description),
+        ("iss", issuer),
+    ];
+    if let Some(state) = state {
+        params.push(("state", state));
+    }
+    with_query(to, &params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 7636 Appendix B.
+    #[test]
+    fn pkce_s256_matches_the_rfc_example() {
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        assert!(pkce_matches(
+            verifier,
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        ));
+        assert!(!pkce_matches(
+            verifier,
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cN"
+        ));
+        assert!(!pkce_matches(
+            "short",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        ));
+    }
+
+    #[test]
+    fn redirects_keep_the_registered_query() {
+        assert_eq!(
+            with_query(
+                "https://app.example/cb?x=1",
+                &[("code", "a b"), ("state", "s")]
+            ),
+            "https://app.example/cb?x=1&code=a+b&state=s"
+        );
+    }
+}
