@@ -4,6 +4,7 @@
 
 mod support;
 
+mod authorize;
 mod cli;
 mod crash;
 mod discovery;

@@ -1,0 +1,579 @@
+//! The authorization-code flow: an openidconnect relying party discovers ferrid, sends the
+//! user to the login page, and exchanges the code (RFC 6749 §4.1, RFC 7636, OIDC Core §3.1);
+//! and every way it must refuse.
+
+use std::collections::HashMap;
+
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::{
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
+};
+use serde_json::Value;
+
+use crate::support::{PASSWORD, TestApp, USER};
+
+pub const RP: &str = "webapp";
+pub const RP_SECRET: &str = "webapp-secret-0123456789-0123456789-0123456789";
+pub const CALLBACK: &str = "http://127.0.0.1:9/callback";
+
+/// A client registered for the code flow (and refresh), plus a public one.
+pub async fn spawn() -> TestApp {
+    let app = TestApp::spawn().await;
+    let mut client = ferrid::model::Client {
+        id: RP.into(),
+        secret_hash: Some(ferrid::oauth::client_auth::hash_client_secret(RP_SECRET)),
+        grant_types: vec![
+            ferrid::model::GrantType::AuthorizationCode,
+            ferrid::model::GrantType::RefreshToken,
+        ],
+        scopes: ferrid::model::ScopeSet::parse("openid profile email items:read").unwrap(),
+        redirect_uris: vec![CALLBACK.into(), "http://127.0.0.1:9/signed-out".into()],
+        audiences: vec![],
+        created_at: 0,
+    };
+    app.store.insert_client(&client).await.unwrap();
+    client.id = "spa".into();
+    client.secret_hash = None;
+    app.store.insert_client(&client).await.unwrap();
+    app
+}
+
+/// A browser without JavaScript: follows nothing by itself, keeps cookies.
+pub struct Browser {
+    http: reqwest::Client,
+    pub cookies: HashMap<String, String>,
+}
+
+impl Browser {
+    pub fn new() -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Browser {
+            http,
+            cookies: HashMap::new(),
+        }
+    }
+
+    fn remember(&mut self, res: &reqwest::Response) {
+        for v in res.headers().get_all("set-cookie") {
+            let v = v.to_str().unwrap();
+            let (pair, _) = v.split_once(';').unwrap_or((v, ""));
+            let (k, val) = pair.split_once('=').unwrap();
+            if val.is_empty() || v.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_owned(), val.to_owned());
+            }
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    pub async fn get(&mut self, url: &str) -> reqwest::Response {
+        let res = self
+            .http
+            .get(url)
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.remember(&res);
+        res
+    }
+
+    pub async fn post(&mut self, url: &str, form: &[(String, String)]) -> reqwest::Response {
+        let res = self
+            .http
+            .post(url)
+            .header("cookie", self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.remember(&res);
+        res
+    }
+
+    /// Fills the login page's form and submits it; returns the response.
+    pub async fn sign_in(
+        &mut self,
+        base: &str,
+        page: &str,
+        username: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        let mut form = hidden_fields(page);
+        form.push(("username".into(), username.into()));
+        form.push(("password".into(), password.into()));
+        self.post(&format!("{base}/authorize"), &form).await
+    }
+}
+
+/// The hidden inputs of a login page.
+pub fn hidden_fields(page: &str) -> Vec<(String, String)> {
+    page.split("<input type=\"hidden\"")
+        .skip(1)
+        .map(|tag| {
+            let attr = |name: &str| {
+                let start = tag.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+                unescape(&tag[start..start + tag[start..].find('"').unwrap()])
+            };
+            (attr("name"), attr("value"))
+        })
+        .collect()
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The query parameters of a redirect.
+pub fn query_of(location: &str) -> HashMap<String, String> {
+    url::Url::parse(location)
+        .unwrap()
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn location(res: &reqwest::Response) -> String {
+    res.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// An authorization URL for `client` with PKCE S256; returns (url, verifier).
+fn authorize_url(app: &TestApp, client: &str, extra: &[(&str, &str)]) -> (String, String) {
+    let verifier = "a-verifier-of-at-least-43-characters-0123456789abcdef".to_owned();
+    let challenge = {
+        use base64::Engine;
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d)
+    };
+    let mut params = vec![
+        ("response_type", "code"),
+        ("client_id", client),
+        ("redirect_uri", CALLBACK),
+        ("scope", "openid profile"),
+        ("state", "st4te"),
+        ("nonce", "n0nce"),
+        ("code_challenge", &challenge),
+        ("code_challenge_method", "S256"),
+    ];
+    for (k, v) in extra {
+        params.retain(|(name, _)| name != k);
+        if !v.is_empty() {
+            params.push((k, v));
+        }
+    }
+    let url = url::Url::parse_with_params(&app.url("/authorize"), &params).unwrap();
+    (url.to_string(), verifier)
+}
+
+/// Logs in through the page and returns the code.
+async fn code_for(app: &TestApp, browser: &mut Browser, url: &str) -> String {
+    let page = browser.get(url).await;
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    let res = browser.sign_in(&app.base, &page, USER, PASSWORD).await;
+    assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+    let q = query_of(&location(&res));
+    assert_eq!(q["state"], "st4te");
+    q["code"].clone()
+}
+
+async fn exchange(
+    app: &TestApp,
+    client: (&str, Option<&str>),
+    code: &str,
+    verifier: Option<&str>,
+) -> (u16, Value) {
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", CALLBACK),
+    ];
+    if let Some(v) = verifier {
+        form.push(("code_verifier", v));
+    }
+    let res = match client.1 {
+        Some(secret) => app.token(&form, Some((client.0, secret))).await,
+        None => {
+            form.push(("client_id", client.0));
+            app.token(&form, None).await
+        }
+    };
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn an_openidconnect_relying_party_signs_a_user_in_with_the_code_flow() {
+    let app = spawn().await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let provider =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(app.base.clone()).unwrap(), &http)
+            .await
+            .expect("discovery works");
+    let client = CoreClient::from_provider_metadata(
+        provider,
+        ClientId::new(RP.into()),
+        Some(ClientSecret::new(RP_SECRET.into())),
+    )
+    .set_redirect_uri(RedirectUrl::new(CALLBACK.into()).unwrap());
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, state, nonce) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("email".into()))
+        .add_scope(Scope::new("profile".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+
+    let mut browser = Browser::new();
+    let page = browser.get(url.as_str()).await;
+    assert_eq!(page.status(), 200);
+    let headers = page.headers().clone();
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["cache-control"], "no-store");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<label for=\"username\">") && html.contains("<label for=\"password\">"));
+
+    let res = browser.sign_in(&app.base, &html, USER, PASSWORD).await;
+    assert_eq!(res.status(), 303);
+    let set_cookie: Vec<_> = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(set_cookie.iter().any(|c| c.starts_with("ferrid_session=")
+        && c.contains("HttpOnly")
+        && c.contains("SameSite=Lax")));
+    let q = query_of(&location(&res));
+    assert_eq!(&q["state"], state.secret());
+    assert_eq!(q["iss"], app.base, "RFC 9207");
+
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(q["code"].clone()))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .expect("the code exchanges");
+    let id_token = tokens.id_token().expect("an ID token");
+    let claims = id_token
+        .claims(&client.id_token_verifier(), &nonce)
+        .expect("ID token verifies, nonce included");
+    assert_eq!(claims.preferred_username().map(|u| u.as_str()), Some(USER));
+    assert!(claims.auth_time().is_some());
+    assert!(tokens.refresh_token().is_some());
+    assert_eq!(
+        app.userinfo(tokens.access_token().secret()).await.status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_session_signs_in_again_without_the_form_until_prompt_or_max_age_ask() {
+    let app = spawn().await;
+    let mut browser = Browser::new();
+    let (url, verifier) = authorize_url(&app, RP, &[]);
+    let code = code_for(&app, &mut browser, &url).await;
+    assert_eq!(
+        exchange(&app, (RP, Some(RP_SECRET)), &code, Some(&verifier))
+            .await
+            .0,
+        200
+    );
+
+    // Signed in: straight back with a code.
+    let res = browser.get(&url).await;
+    assert_eq!(res.status(), 302);
+    let code = query_of(&location(&res))["code"].clone();
+    assert_eq!(
+        exchange(&app, (RP, Some(RP_SECRET)), &code, Some(&verifier))
+            .await
+            .0,
+        200
+    );
+    // prompt=none works too.
+    let (none, _) = authorize_url(&app, RP, &[("prompt", "none")]);
+    assert!(query_of(&location(&browser.get(&none).await)).contains_key("code"));
+    // prompt=login and an exceeded max_age show the form again.
+    let (login, _) = authorize_url(&app, RP, &[("prompt", "login")]);
+    assert_eq!(browser.get(&login).await.status(), 200);
+    app.clock.advance(120);
+    let (aged, _) = authorize_url(&app, RP, &[("max_age", "60")]);
+    assert_eq!(browser.get(&aged).await.status(), 200);
+    let (fresh_enough, _) = authorize_url(&app, RP, &[("max_age", "600")]);
+    assert_eq!(browser.get(&fresh_enough).await.status(), 302);
+
+    // Logging out ends the session; a registered post_logout_redirect_uri gets the state back.
+    let logout = url::Url::parse_with_params(
+        &app.url("/logout"),
+        &[
+            ("client_id", RP),
+            ("post_logout_redirect_uri", "http://127.0.0.1:9/signed-out"),
+            ("state", "bye"),
+        ],
+    )
+    .unwrap();
+    let res = browser.get(logout.as_str()).await;
+    assert_eq!(res.status(), 302);
+    assert_eq!(location(&res), "http://127.0.0.1:9/signed-out?state=bye");
+    let res = browser.get(&none).await;
+    assert_eq!(query_of(&location(&res))["error"], "login_required");
+}
+
+#[tokio::test]
+async fn a_wrong_password_shows_a_generic_message_and_keeps_the_username() {
+    let app = spawn().await;
+    let mut browser = Browser::new();
+    let (url, _) = authorize_url(&app, RP, &[("login_hint", "ada")]);
+    let page = browser.get(&url).await.text().await.unwrap();
+    assert!(
+        page.contains("value=\"ada\""),
+        "login_hint fills the username"
+    );
+    let res = browser
+        .sign_in(&app.base, &page, "ada", "wrong password")
+        .await;
+    assert_eq!(res.status(), 200);
+    let again = res.text().await.unwrap();
+    assert!(again.contains("The username or password is incorrect."));
+    assert!(again.contains("value=\"ada\""));
+    assert!(
+        !again.contains("wrong password"),
+        "the password is never echoed"
+    );
+    // An unknown user gets the same page.
+    // (Each rendering of the form carries a fresh CSRF token: submit the newest one.)
+    let unknown = browser
+        .sign_in(&app.base, &again, "nobody", "wrong password")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let strip = |p: &str| p.split("<form").next().unwrap().to_owned();
+    assert_eq!(strip(&again), strip(&unknown));
+}
+
+#[tokio::test]
+async fn untrusted_errors_show_a_page_and_never_redirect() {
+    let app = spawn().await;
+    let mut browser = Browser::new();
+    for (name, value) in [
+        ("redirect_uri", "http://evil.example/cb"),
+        ("redirect_uri", "http://127.0.0.1:9/callback/extra"),
+        ("client_id", "nobody"),
+        ("redirect_uri", ""),
+    ] {
+        let (url, _) = authorize_url(&app, RP, &[(name, value)]);
+        let res = browser.get(&url).await;
+        assert_eq!(res.status(), 400, "{name}={value}");
+        assert!(res.headers().get("location").is_none());
+        assert!(
+            res.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+    }
+    // The logout endpoint is no open redirector either.
+    for uri in [
+        "http://evil.example/",
+        "http://127.0.0.1:9/callback?next=http://evil.example",
+    ] {
+        let logout = url::Url::parse_with_params(
+            &app.url("/logout"),
+            &[("client_id", RP), ("post_logout_redirect_uri", uri)],
+        )
+        .unwrap();
+        let res = browser.get(logout.as_str()).await;
+        assert_eq!(res.status(), 400, "{uri}");
+        assert!(res.headers().get("location").is_none());
+    }
+    let logout = url::Url::parse_with_params(
+        &app.url("/logout"),
+        &[("post_logout_redirect_uri", CALLBACK)],
+    )
+    .unwrap();
+    assert_eq!(
+        browser.get(logout.as_str()).await.status(),
+        400,
+        "no client named: no redirect"
+    );
+}
+
+#[tokio::test]
+async fn other_errors_go_back_to_the_client_with_state() {
+    let app = spawn().await;
+    let mut browser = Browser::new();
+    let cases: [(&str, &[(&str, &str)], &str); 6] = [
+        (RP, &[("code_challenge_method", "plain")], "invalid_request"),
+        (
+            RP,
+            &[("response_type", "token")],
+            "unsupported_response_type",
+        ),
+        (RP, &[("scope", "openid admin")], "invalid_scope"),
+        (RP, &[("prompt", "none")], "login_required"),
+        (
+            "spa",
+            &[("code_challenge", ""), ("code_challenge_method", "")],
+            "invalid_request",
+        ),
+        (RP, &[("max_age", "soon")], "invalid_request"),
+    ];
+    for (client, extra, error) in cases {
+        let (url, _) = authorize_url(&app, client, extra);
+        let res = browser.get(&url).await;
+        assert_eq!(res.status(), 302, "{extra:?}");
+        let q = query_of(&location(&res));
+        assert!(location(&res).starts_with(CALLBACK));
+        assert_eq!(q["error"], error, "{extra:?}");
+        assert_eq!(q["state"], "st4te");
+        assert!(q.contains_key("error_description"));
+    }
+    // A client not registered for the code flow.
+    app.add_client(
+        "legacy",
+        Some("legacy-secret-0123456789-0123456789"),
+        &["password"],
+        "openid",
+    )
+    .await;
+    let mut legacy = app.store.client("legacy").await.unwrap().unwrap();
+    legacy.redirect_uris = vec![CALLBACK.into()];
+    app.store.delete_client("legacy").await.unwrap();
+    app.store.insert_client(&legacy).await.unwrap();
+    let (url, _) = authorize_url(&app, "legacy", &[]);
+    assert_eq!(
+        query_of(&location(&browser.get(&url).await))["error"],
+        "unauthorized_client"
+    );
+}
+
+#[tokio::test]
+async fn the_login_form_needs_its_csrf_token() {
+    let app = spawn().await;
+    let mut browser = Browser::new();
+    let (url, _) = authorize_url(&app, RP, &[]);
+    let page = browser.get(&url).await.text().await.unwrap();
+    let mut form = hidden_fields(&page);
+    form.retain(|(k, _)| k != "csrf_token");
+    form.push(("username".into(), USER.into()));
+    form.push(("password".into(), PASSWORD.into()));
+    let res = browser.post(&app.url("/authorize"), &form).await;
+    assert_eq!(res.status(), 403);
+    assert!(res.headers().get("location").is_none());
+    // A token that is not the cookie's.
+    form.push(("csrf_token".into(), "forged".into()));
+    assert_eq!(
+        browser.post(&app.url("/authorize"), &form).await.status(),
+        403
+    );
+    // The right token but no cookie (a cross-site post carries none: SameSite=Strict).
+    let mut stranger = Browser::new();
+    let page = browser.get(&url).await.text().await.unwrap();
+    assert_eq!(
+        stranger
+            .sign_in(&app.base, &page, USER, PASSWORD)
+            .await
+            .status(),
+        403
+    );
+}
+
+#[tokio::test]
+async fn codes_are_single_use_short_lived_bound_and_need_their_verifier() {
+    let app = spawn().await;
+    let rp = (RP, Some(RP_SECRET));
+    let (url, verifier) = authorize_url(&app, RP, &[]);
+
+    // Missing and wrong verifiers.
+    let mut browser = Browser::new();
+    let code = code_for(&app, &mut browser, &url).await;
+    let (status, body) = exchange(&app, rp, &code, None).await;
+    assert_eq!(
+        (status, body["error"].as_str().unwrap()),
+        (400, "invalid_grant")
+    );
+    let code = query_of(&location(&browser.get(&url).await))["code"].clone();
+    let (status, _) = exchange(
+        &app,
+        rp,
+        &code,
+        Some("another-verifier-that-is-long-enough-0123456789"),
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    // A code of another client.
+    let code = query_of(&location(&browser.get(&url).await))["code"].clone();
+    let (status, _) = exchange(&app, ("spa", None), &code, Some(&verifier)).await;
+    assert_eq!(status, 400);
+
+    // Expired after 60 seconds.
+    let code = query_of(&location(&browser.get(&url).await))["code"].clone();
+    app.clock.advance(61);
+    assert_eq!(exchange(&app, rp, &code, Some(&verifier)).await.0, 400);
+
+    // Used twice: the second use fails and revokes what the first one got.
+    let code = query_of(&location(&browser.get(&url).await))["code"].clone();
+    let (status, first) = exchange(&app, rp, &code, Some(&verifier)).await;
+    assert_eq!(status, 200);
+    let access = first["access_token"].as_str().unwrap();
+    assert_eq!(app.userinfo(access).await.status(), 200);
+    let (status, body) = exchange(&app, rp, &code, Some(&verifier)).await;
+    assert_eq!(
+        (status, body["error"].as_str().unwrap()),
+        (400, "invalid_grant")
+    );
+    assert_eq!(
+        app.userinfo(access).await.status(),
+        401,
+        "the first use's access token is revoked"
+    );
+    let refresh = first["refresh_token"].as_str().unwrap();
+    let res = app
+        .token(
+            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+            Some((RP, RP_SECRET)),
+        )
+        .await;
+    assert_eq!(res.status(), 400, "and its refresh token");
+
+    // A public client with PKCE gets tokens with its client_id alone.
+    let (url, verifier) = authorize_url(&app, "spa", &[]);
+    let code = query_of(&location(&browser.get(&url).await))["code"].clone();
+    let (status, body) = exchange(&app, ("spa", None), &code, Some(&verifier)).await;
+    assert_eq!(status, 200, "{body}");
+    let id = crate::token::insecure_claims(body["id_token"].as_str().unwrap());
+    assert_eq!(id["nonce"], "n0nce");
+    assert_eq!(id["aud"], "spa");
+}
