@@ -225,10 +225,12 @@ pub async fn logout(
             }
         }
     }
-    if let Some(cookie) = cookie(&headers, SESSION_COOKIE) {
-        if let Err(e) = s.oauth.end_session(cookie).await {
-            return authorize_error(&s, e);
-        }
+    let ended = match cookie(&headers, SESSION_COOKIE) {
+        Some(cookie) => s.oauth.end_session(cookie).await,
+        None => Ok(()),
+    };
+    if let Err(e) = ended {
+        return authorize_error(&s, e);
     }
     let mut res = match target {
         Some(uri) => {

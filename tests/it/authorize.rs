@@ -433,7 +433,8 @@ async fn untrusted_errors_show_a_page_and_never_redirect() {
 async fn other_errors_go_back_to_the_client_with_state() {
     let app = spawn().await;
     let mut browser = Browser::new();
-    let cases: [(&str, &[(&str, &str)], &str); 6] = [
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 6] = [
         (RP, &[("code_challenge_method", "plain")], "invalid_request"),
         (
             RP,

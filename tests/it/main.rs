@@ -5,6 +5,7 @@
 mod support;
 
 mod authorize;
+mod browser;
 mod cli;
 mod crash;
 mod discovery;

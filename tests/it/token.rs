@@ -360,7 +360,11 @@ async fn grant_and_scope_policy_errors() {
         (400, "invalid_scope")
     );
     // An unknown grant type, and one this build does not offer.
-    for grant in ["urn:example:magic", "authorization_code", "implicit"] {
+    for grant in [
+        "urn:example:magic",
+        "implicit",
+        "urn:ietf:params:oauth:grant-type:device_code",
+    ] {
         let (status, _, body) = error_of(app.token(&[("grant_type", grant)], basic).await).await;
         assert_eq!(
             (status, body["error"].as_str().unwrap()),

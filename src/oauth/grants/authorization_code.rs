@@ -5,7 +5,7 @@
 //! attack or a broken client, and revokes the tokens issued from the code (§4.1.2: "SHOULD
 //! revoke (when possible) all tokens previously issued based on that authorization code").
 
-use super::{OAuth, OAuthError, TokenResponse};
+use super::{Login, OAuth, OAuthError, TokenResponse};
 use crate::model::{Client, GrantType};
 use crate::oauth::Params;
 use crate::oauth::authorize::pkce_matches;
@@ -73,15 +73,12 @@ impl OAuth {
             .ok_or(OAuthError::InvalidGrant(INVALID))?;
 
         let family = self.code_family(&code, now);
-        let mut response = self.mint_for_user(
-            client,
-            &user,
-            &code.scopes,
-            code.auth_time,
-            Some(&family.id),
-            code.nonce.as_deref(),
-            now,
-        )?;
+        let login = Login {
+            auth_time: code.auth_time,
+            sid: Some(&family.id),
+            nonce: code.nonce.as_deref(),
+        };
+        let mut response = self.mint_for_user(client, &user, &code.scopes, login, now)?;
         if client.may_use(GrantType::RefreshToken) {
             response.refresh_token = Some(self.store_refresh_family(&family).await?);
         } else {

@@ -142,11 +142,14 @@ impl OAuth {
         client: &Client,
         user: &User,
         scopes: &ScopeSet,
-        auth_time: i64,
-        sid: Option<&str>,
-        nonce: Option<&str>,
+        login: Login<'_>,
         now: i64,
     ) -> Result<TokenResponse, OAuthError> {
+        let Login {
+            auth_time,
+            sid,
+            nonce,
+        } = login;
         let access_token =
             self.sign_access_token(client, &user.id, scopes, Some(auth_time), sid, now)?;
         let id_token = if scopes.contains(OPENID) {
@@ -174,6 +177,17 @@ impl OAuth {
             id_token,
         })
     }
+}
+
+/// The user's login the tokens come from.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Login<'a> {
+    /// When the user last typed the password (kept across refreshes: OIDC Core §12.2).
+    pub auth_time: i64,
+    /// The session (refresh-token family) the tokens belong to, if any.
+    pub sid: Option<&'a str>,
+    /// The `nonce` of the authorization request (OIDC Core §3.1.3.6).
+    pub nonce: Option<&'a str>,
 }
 
 /// The claims `profile` and `email` release (OIDC Core §5.4).

@@ -13,7 +13,7 @@
 //!   otherwise stand out by timing. The wait is asynchronous: it holds no core.
 
 use super::super::scope;
-use super::{OAuth, OAuthError, TokenResponse};
+use super::{Login, OAuth, OAuthError, TokenResponse};
 use crate::model::{Client, Secret, User};
 use crate::oauth::Params;
 use crate::password::{PasswordError, Verified};
@@ -44,7 +44,12 @@ impl OAuth {
         let granted = scope::grant_for_user(requested.as_ref(), client, &user)?;
         let family = self.new_refresh_family(client, &user, &granted, now, now);
         let sid = family.as_ref().map(|f| f.id.as_str());
-        let mut response = self.mint_for_user(client, &user, &granted, now, sid, None, now)?;
+        let login = Login {
+            auth_time: now,
+            sid,
+            nonce: None,
+        };
+        let mut response = self.mint_for_user(client, &user, &granted, login, now)?;
         if let Some(family) = &family {
             response.refresh_token = Some(self.store_refresh_family(family).await?);
         }

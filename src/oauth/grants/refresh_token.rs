@@ -8,7 +8,7 @@
 //! is decided by the database alone.
 
 use super::super::scope;
-use super::{OAuth, OAuthError, TokenResponse};
+use super::{Login, OAuth, OAuthError, TokenResponse};
 use crate::model::Client;
 use crate::oauth::Params;
 use crate::store::{RefreshFamily, Rotation};
@@ -55,15 +55,12 @@ impl OAuth {
 
         // Sign first: once the rotation commits, the old token is spent, so nothing may fail
         // after it. Tokens of a refused rotation are simply dropped.
-        let mut response = self.mint_for_user(
-            client,
-            &user,
-            &granted,
-            family.auth_time,
-            Some(&family.id),
-            None,
-            now,
-        )?;
+        let login = Login {
+            auth_time: family.auth_time,
+            sid: Some(&family.id),
+            nonce: None,
+        };
+        let mut response = self.mint_for_user(client, &user, &granted, login, now)?;
         let successor = opaque::random_token()?;
         let rotation = self
             .store
