@@ -1,7 +1,8 @@
 //! `GET`/`POST /authorize` (OIDC Core §3.1.2, RFC 6749 §4.1) with the login page, and
-//! `GET /logout` (OpenID Connect RP-Initiated Logout 1.0). Pages are rendered by askama from
-//! `templates/`; every HTML response carries a strict Content-Security-Policy, denies
-//! framing and is not cached.
+//! `GET`/`POST /logout` (OpenID Connect RP-Initiated Logout 1.0). Pages are rendered by askama
+//! from `templates/`; every HTML response carries a strict Content-Security-Policy, denies
+//! framing and is not cached. Forms post back to the URL they came from, and the stylesheet
+//! is linked relatively, so an issuer with a path (behind a proxy) works too.
 
 use askama::Template;
 use axum::extract::{RawQuery, State};
@@ -16,12 +17,37 @@ use subtle::ConstantTimeEq;
 use super::extract::OAuthForm;
 use super::state::AppState;
 use crate::model::Secret;
-use crate::oauth::authorize::{AuthorizeError, AuthorizeRequest, SESSION_TTL_SECS, error_redirect};
+use crate::oauth::authorize::{
+    AuthorizeError, AuthorizeRequest, SESSION_TTL_SECS, error_redirect, with_query,
+};
 use crate::oauth::{OAuthError, Params};
 use crate::tokens::opaque;
 
-const SESSION_COOKIE: &str = "ferrid_session";
-const CSRF_COOKIE: &str = "ferrid_csrf";
+/// Cookie names. With an https issuer they carry the `__Host-` prefix, which browsers accept
+/// only from this host, over https, with `Path=/` — so a sibling subdomain cannot plant them
+/// (RFC 9700 §4.7: login CSRF, session fixation).
+struct Cookies {
+    session: &'static str,
+    csrf: &'static str,
+    attributes: &'static str,
+}
+
+fn cookies(s: &AppState) -> Cookies {
+    let https = url::Url::parse(s.oauth.tokens.issuer()).is_ok_and(|u| u.scheme() == "https");
+    if https {
+        Cookies {
+            session: "__Host-ferrid_session",
+            csrf: "__Host-ferrid_csrf",
+            attributes: "; Path=/; Secure; HttpOnly",
+        }
+    } else {
+        Cookies {
+            session: "ferrid_session",
+            csrf: "ferrid_csrf",
+            attributes: "; Path=/; HttpOnly",
+        }
+    }
+}
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -43,6 +69,14 @@ struct ErrorPage<'a> {
 #[derive(Template)]
 #[template(path = "logged_out.html")]
 struct LoggedOutPage;
+
+#[derive(Template)]
+#[template(path = "logout_confirm.html")]
+struct LogoutConfirmPage<'a> {
+    username: &'a str,
+    params: &'a [(String, String)],
+    csrf: &'a str,
+}
 
 /// The stylesheet of the pages, served from the binary.
 pub async fn stylesheet() -> impl IntoResponse {
@@ -77,7 +111,7 @@ pub async fn authorize(
         Err(e) => return authorize_error(&s, e),
     };
     let now = s.clock.now();
-    if let Some(cookie) = cookie(&headers, SESSION_COOKIE) {
+    if let Some(cookie) = cookie(&headers, cookies(&s).session) {
         match s.oauth.session_user(cookie, now).await {
             Ok(Some((user, session))) if request.accepts_session(session.auth_time, now) => {
                 return match s
@@ -97,7 +131,7 @@ pub async fn authorize(
         return authorize_error(&s, request.login_required());
     }
     let username = request.login_hint.clone().unwrap_or_default();
-    login_page(&s, &request, &username, None, StatusCode::OK)
+    login_page(&s, &headers, &request, &username, None, StatusCode::OK)
 }
 
 /// `POST /authorize`: the login form. Same password check (and throttling) as the password
@@ -112,16 +146,12 @@ pub async fn login(
         Ok(r) => r,
         Err(e) => return authorize_error(&s, e),
     };
-    // Double-submit CSRF check: the form's token must equal the cookie set with the form.
-    let csrf_ok = match (cookie(&headers, CSRF_COOKIE), params.get("csrf_token")) {
-        (Some(cookie), Some(form)) => bool::from(cookie.as_bytes().ct_eq(form.as_bytes())),
-        _ => false,
-    };
-    if !csrf_ok {
+    if !csrf_ok(&s, &headers, &params) {
         return error_page(
             StatusCode::FORBIDDEN,
             "Sign-in expired",
-            "The sign-in form expired or was not sent from this site. Start the sign-in again from the application.",
+            "The sign-in form expired or was not sent from this site. Start the sign-in again \
+             from the application.",
         );
     }
     let username = params.get("username").unwrap_or_default();
@@ -134,55 +164,46 @@ pub async fn login(
     {
         Ok(user) => user,
         Err(OAuthError::InvalidGrant(_)) => {
-            return login_page(
-                &s,
-                &request,
-                username,
-                Some("The username or password is incorrect."),
-                StatusCode::OK,
-            );
+            let message = Some("The username or password is incorrect.");
+            return login_page(&s, &headers, &request, username, message, StatusCode::OK);
         }
         Err(OAuthError::TemporarilyUnavailable) => {
-            return login_page(
-                &s,
-                &request,
-                username,
-                Some("Too many sign-ins right now. Wait a moment and try again."),
-                StatusCode::SERVICE_UNAVAILABLE,
-            );
+            let message = Some("Too many sign-ins right now. Wait a moment and try again.");
+            let status = StatusCode::SERVICE_UNAVAILABLE;
+            return login_page(&s, &headers, &request, username, message, status);
         }
         Err(e) => return authorize_error(&s, AuthorizeError::Internal(e.into())),
     };
+    let to = match s.oauth.issue_code(&request, &user, now, now).await {
+        Ok(to) => to,
+        Err(e) => return authorize_error(&s, e),
+    };
+    // A new sign-in gets a new session; the one the browser had (if any) ends.
+    let names = cookies(&s);
+    let ended = match cookie(&headers, names.session) {
+        Some(old) => s.oauth.end_session(old).await,
+        None => Ok(()),
+    };
+    if let Err(e) = ended {
+        return authorize_error(&s, e);
+    }
     let session = match s.oauth.start_session(&user, now).await {
         Ok(c) => c,
         Err(e) => return authorize_error(&s, e),
     };
-    match s.oauth.issue_code(&request, &user, now, now).await {
-        Ok(to) => {
-            // 303: the browser follows with a GET (RFC 9110 §15.4.4).
-            let mut res = redirect(&to, StatusCode::SEE_OTHER);
-            let secure = secure(&s);
-            set_cookie(
-                &mut res,
-                &format!(
-                    "{SESSION_COOKIE}={session}; Path=/; Max-Age={SESSION_TTL_SECS}; HttpOnly; SameSite=Lax{secure}"
-                ),
-            );
-            set_cookie(
-                &mut res,
-                &format!(
-                    "{CSRF_COOKIE}=; Path=/authorize; Max-Age=0; HttpOnly; SameSite=Strict{secure}"
-                ),
-            );
-            res
-        }
-        Err(e) => authorize_error(&s, e),
-    }
+    // 303: the browser follows with a GET (RFC 9110 §15.4.4).
+    let mut res = redirect(&to, StatusCode::SEE_OTHER);
+    set_cookie(
+        &mut res,
+        &format!(
+            "{}={session}; Max-Age={SESSION_TTL_SECS}; SameSite=Lax{}",
+            names.session, names.attributes
+        ),
+    );
+    res
 }
 
-/// `GET /logout` (RP-Initiated Logout 1.0 §2): ends the session; goes back to
-/// `post_logout_redirect_uri` only when it is registered for the client named by
-/// `client_id` or by the `aud` of `id_token_hint`.
+/// `GET /logout` (OpenID Connect RP-Initiated Logout 1.0 §2).
 pub async fn logout(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -192,14 +213,42 @@ pub async fn logout(
         Ok(p) => p,
         Err(e) => return error_page(StatusCode::BAD_REQUEST, "Invalid request", &e.description()),
     };
-    let hinted = params
-        .get("id_token_hint")
-        .and_then(|t| s.oauth.tokens.id_token_audience(t).ok());
-    let client_id = match (params.get("client_id"), hinted.as_deref()) {
+    end_session(s, headers, params, false).await
+}
+
+/// `POST /logout`: the same request as a form (§2 requires both), or the confirmation.
+pub async fn logout_post(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    OAuthForm(params): OAuthForm,
+) -> Response {
+    end_session(s, headers, params, true).await
+}
+
+/// Ends the browser's session — at once when a valid `id_token_hint` names the signed-in
+/// user, after the user confirms otherwise (§2: the OP MUST ask then) — and goes back to
+/// `post_logout_redirect_uri` only when it is registered for the client named by
+/// `client_id` or by the hint's `aud`.
+async fn end_session(s: AppState, headers: HeaderMap, params: Params, posted: bool) -> Response {
+    let hint = match params.get("id_token_hint") {
+        Some(token) => match s.oauth.tokens.id_token_hint(token) {
+            Ok(hint) => Some(hint),
+            Err(_) => {
+                return error_page(
+                    StatusCode::BAD_REQUEST,
+                    "Cannot sign out",
+                    "The id_token_hint is not a valid ID token of this server.",
+                );
+            }
+        },
+        None => None,
+    };
+    let hinted_client = hint.as_ref().map(|(aud, _)| aud.as_str());
+    let client_id = match (params.get("client_id"), hinted_client) {
         (Some(a), Some(b)) if a != b => {
             return error_page(
                 StatusCode::BAD_REQUEST,
-                "Invalid request",
+                "Cannot sign out",
                 "client_id does not match id_token_hint.",
             );
         }
@@ -209,28 +258,41 @@ pub async fn logout(
     let mut target = None;
     if let Some(uri) = params.get("post_logout_redirect_uri") {
         let client = match &client_id {
-            Some(id) => s.oauth.store.client(id).await.ok().flatten(),
+            Some(id) => match s.oauth.store.client(id).await {
+                Ok(c) => c,
+                Err(e) => return authorize_error(&s, e.into()),
+            },
             None => None,
         };
         // Exactly a registered URI of that client, or no redirect at all: never an open
         // redirector.
-        match client.filter(|c| c.redirect_uris.iter().any(|u| u == uri)) {
-            Some(_) => target = Some(uri.to_owned()),
-            None => {
-                return error_page(
-                    StatusCode::BAD_REQUEST,
-                    "Cannot return to the application",
-                    "The address to return to is not registered for this application.",
-                );
+        if !client.is_some_and(|c| c.redirect_uris.iter().any(|u| u == uri)) {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "Cannot return to the application",
+                "The address to return to is not registered for this application.",
+            );
+        }
+        target = Some(uri.to_owned());
+    }
+
+    let names = cookies(&s);
+    if let Some(cookie) = cookie(&headers, names.session) {
+        let user = match s.oauth.session_user(cookie, s.clock.now()).await {
+            Ok(user) => user.map(|(u, _)| u),
+            Err(e) => return authorize_error(&s, e),
+        };
+        if let Some(user) = user {
+            let hinted = hint.as_ref().is_some_and(|(_, sub)| *sub == user.id);
+            let confirmed =
+                posted && params.get("confirm") == Some("yes") && csrf_ok(&s, &headers, &params);
+            if !hinted && !confirmed {
+                return logout_confirm_page(&s, &headers, &params, &user.username);
             }
         }
-    }
-    let ended = match cookie(&headers, SESSION_COOKIE) {
-        Some(cookie) => s.oauth.end_session(cookie).await,
-        None => Ok(()),
-    };
-    if let Err(e) = ended {
-        return authorize_error(&s, e);
+        if let Err(e) = s.oauth.end_session(cookie).await {
+            return authorize_error(&s, e);
+        }
     }
     let mut res = match target {
         Some(uri) => {
@@ -238,31 +300,68 @@ pub async fn logout(
                 .get("state")
                 .map(|st| vec![("state", st)])
                 .unwrap_or_default();
-            redirect(
-                &crate::oauth::authorize::with_query(&uri, &state),
-                StatusCode::FOUND,
-            )
+            redirect(&with_query(&uri, &state), StatusCode::SEE_OTHER)
         }
         None => html(StatusCode::OK, LoggedOutPage.render(), None),
     };
     set_cookie(
         &mut res,
         &format!(
-            "{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{}",
-            secure(&s)
+            "{}=; Max-Age=0; SameSite=Lax{}",
+            names.session, names.attributes
         ),
     );
     res
 }
 
+fn logout_confirm_page(
+    s: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+    username: &str,
+) -> Response {
+    let (csrf, fresh) = match csrf_token(s, headers) {
+        Ok(t) => t,
+        Err(e) => return authorize_error(s, AuthorizeError::Internal(e)),
+    };
+    let carried: Vec<(String, String)> = [
+        "id_token_hint",
+        "client_id",
+        "post_logout_redirect_uri",
+        "state",
+    ]
+    .iter()
+    .filter_map(|n| params.get(n).map(|v| ((*n).to_owned(), v.to_owned())))
+    .collect();
+    let page = LogoutConfirmPage {
+        username,
+        params: &carried,
+        csrf: &csrf,
+    };
+    let mut res = html(
+        StatusCode::OK,
+        page.render(),
+        params.get("post_logout_redirect_uri"),
+    );
+    if fresh {
+        let names = cookies(s);
+        set_cookie(
+            &mut res,
+            &format!("{}={csrf}; SameSite=Strict{}", names.csrf, names.attributes),
+        );
+    }
+    res
+}
+
 fn login_page(
     s: &AppState,
+    headers: &HeaderMap,
     request: &AuthorizeRequest,
     username: &str,
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let csrf = match opaque::random_token() {
+    let (csrf, fresh) = match csrf_token(s, headers) {
         Ok(t) => t,
         Err(e) => return authorize_error(s, AuthorizeError::Internal(e)),
     };
@@ -274,14 +373,31 @@ fn login_page(
         error,
     };
     let mut res = html(status, page.render(), Some(&request.redirect_uri));
-    set_cookie(
-        &mut res,
-        &format!(
-            "{CSRF_COOKIE}={csrf}; Path=/authorize; HttpOnly; SameSite=Strict{}",
-            secure(s)
-        ),
-    );
+    if fresh {
+        let names = cookies(s);
+        set_cookie(
+            &mut res,
+            &format!("{}={csrf}; SameSite=Strict{}", names.csrf, names.attributes),
+        );
+    }
     res
+}
+
+/// Double-submit check: the form's `csrf_token` must equal the cookie set with the form.
+fn csrf_ok(s: &AppState, headers: &HeaderMap, params: &Params) -> bool {
+    match (cookie(headers, cookies(s).csrf), params.get("csrf_token")) {
+        (Some(cookie), Some(form)) => bool::from(cookie.as_bytes().ct_eq(form.as_bytes())),
+        _ => false,
+    }
+}
+
+/// The browser's CSRF token: the one it has (so several open forms stay valid), or a new one
+/// (`true`: set the cookie).
+fn csrf_token(s: &AppState, headers: &HeaderMap) -> Result<(String, bool), anyhow::Error> {
+    match cookie(headers, cookies(s).csrf).filter(|c| c.len() == 43) {
+        Some(existing) => Ok((existing.to_owned(), false)),
+        None => opaque::random_token().map(|t| (t, true)),
+    }
 }
 
 fn authorize_error(s: &AppState, e: AuthorizeError) -> Response {
@@ -294,16 +410,11 @@ fn authorize_error(s: &AppState, e: AuthorizeError) -> Response {
             error,
             description,
             state,
-        } => redirect(
-            &error_redirect(
-                &to,
-                error,
-                &description,
-                state.as_deref(),
-                s.oauth.tokens.issuer(),
-            ),
-            StatusCode::FOUND,
-        ),
+        } => {
+            let issuer = s.oauth.tokens.issuer();
+            let to = error_redirect(&to, error, &description, state.as_deref(), issuer);
+            redirect(&to, StatusCode::FOUND)
+        }
         AuthorizeError::Unavailable => error_page(
             StatusCode::SERVICE_UNAVAILABLE,
             "Try again in a moment",
@@ -324,8 +435,8 @@ fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
     html(status, ErrorPage { title, message }.render(), None)
 }
 
-/// An HTML response with the security headers. `form_target` is the redirect URI a form
-/// submission ends at: CSP's form-action also governs the redirect after the POST.
+/// An HTML response with the security headers. `form_target` is where a form submission
+/// ends: CSP's form-action also governs the redirect that answers the form.
 fn html(
     status: StatusCode,
     body: Result<String, askama::Error>,
@@ -338,23 +449,21 @@ fn html(
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
     };
+    // The redirect URI's origin, or its scheme for a native app's private-use URI
+    // (RFC 8252 §7.1).
     let form_action = match form_target.and_then(|t| url::Url::parse(t).ok()) {
-        Some(url) => format!("'self' {}", url.origin().ascii_serialization()),
+        Some(url) if matches!(url.scheme(), "http" | "https") => {
+            format!("'self' {}", url.origin().ascii_serialization())
+        }
+        Some(url) => format!("'self' {}:", url.scheme()),
         None => "'self'".to_owned(),
     };
     let csp = format!(
         "default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; \
          frame-ancestors 'none'; base-uri 'none'"
     );
-    let mut res = (
-        status,
-        [(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        )],
-        body,
-    )
-        .into_response();
+    let content_type = HeaderValue::from_static("text/html; charset=utf-8");
+    let mut res = (status, [(CONTENT_TYPE, content_type)], body).into_response();
     let h = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&csp) {
         h.insert(CONTENT_SECURITY_POLICY, v);
@@ -366,38 +475,24 @@ fn html(
 }
 
 fn redirect(to: &str, status: StatusCode) -> Response {
+    let Ok(location) = HeaderValue::from_str(to) else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "Cannot sign in",
+            "The redirect address is malformed.",
+        );
+    };
     let mut res = status.into_response();
-    match HeaderValue::from_str(to) {
-        Ok(v) => {
-            res.headers_mut().insert(LOCATION, v);
-        }
-        Err(_) => {
-            return error_page(
-                StatusCode::BAD_REQUEST,
-                "Cannot sign in",
-                "The redirect address is malformed.",
-            );
-        }
-    }
-    res.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res.headers_mut()
-        .insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    let h = res.headers_mut();
+    h.insert(LOCATION, location);
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     res
 }
 
 fn set_cookie(res: &mut Response, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         res.headers_mut().append(SET_COOKIE, v);
-    }
-}
-
-/// `; Secure` when the issuer is https (cookies then never travel in clear).
-fn secure(s: &AppState) -> &'static str {
-    if s.oauth.tokens.issuer().starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
     }
 }
 

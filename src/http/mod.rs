@@ -50,7 +50,10 @@ pub fn router(state: AppState) -> Router {
             paths::AUTHORIZE,
             get(authorize::authorize).post(authorize::login),
         )
-        .route(paths::LOGOUT, get(authorize::logout))
+        .route(
+            paths::LOGOUT,
+            get(authorize::logout).post(authorize::logout_post),
+        )
         .route(paths::STYLESHEET, get(authorize::stylesheet))
         .route(paths::INTROSPECT, post(token::introspect))
         .route(paths::REVOKE, post(token::revoke))

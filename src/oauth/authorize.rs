@@ -11,7 +11,7 @@ use std::borrow::Cow;
 
 use super::{OAuth, OAuthError, Params, scope};
 use crate::model::{Client, GrantType, OPENID, ScopeSet, User};
-use crate::store::{AuthorizationCode, RefreshFamily, Session};
+use crate::store::{AuthorizationCode, Session};
 use crate::tokens::opaque;
 
 /// How long a code lives (RFC 6749 §4.1.2: "a maximum authorization code lifetime of 10
@@ -230,9 +230,23 @@ impl OAuth {
             }
         }
         if let Some(max_age) = params.get("max_age") {
-            request.max_age = Some(max_age.parse::<i64>().ok().filter(|m| *m >= 0).ok_or_else(
-                || request.error("invalid_request", "max_age must be a number of seconds"),
-            )?);
+            let max_age = max_age
+                .parse::<i64>()
+                .ok()
+                .filter(|m| *m >= 0)
+                .ok_or_else(|| {
+                    request.error("invalid_request", "max_age must be a number of seconds")
+                })?;
+            // OIDC Core §3.1.2.1: max_age=0 is prompt=login.
+            request.prompt_login |= max_age == 0;
+            request.max_age = Some(max_age);
+        }
+        // Request objects (OIDC Core §6) are not supported, and the client is told so.
+        if params.get("request").is_some() {
+            return Err(request.error("request_not_supported", "request objects are not supported"));
+        }
+        if params.get("request_uri").is_some() {
+            return Err(request.error("request_uri_not_supported", "request_uri is not supported"));
         }
         Ok(request)
     }
@@ -311,21 +325,6 @@ impl OAuth {
             params.push(("state", state));
         }
         Ok(with_query(&request.redirect_uri, &params))
-    }
-
-    /// The refresh-token family a code's tokens belong to, stored when the code is
-    /// exchanged: revoking it (on a second use of the code) ends those tokens.
-    pub(crate) fn code_family(&self, code: &AuthorizationCode, now: i64) -> RefreshFamily {
-        RefreshFamily {
-            id: code.family_id.clone(),
-            client_id: code.client_id.clone(),
-            user_id: code.user_id.clone(),
-            scopes: code.scopes.clone(),
-            auth_time: code.auth_time,
-            created_at: now,
-            expires_at: now + self.lifetimes.refresh_token.as_secs() as i64,
-            revoked_at: None,
-        }
     }
 }
 

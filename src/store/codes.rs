@@ -100,8 +100,15 @@ impl Store {
     }
 
     /// Spends a code: one conditional UPDATE decides, so a code is redeemed at most once
-    /// however many requests race for it.
-    pub async fn redeem_code(&self, hash: &str, now: i64) -> Result<Redemption, StoreError> {
+    /// however many requests race for it. The winner also creates the code's session
+    /// (refresh-token family, no token yet, expiring at `family_expires_at`) in the same
+    /// transaction, so a second use — however soon — finds it and can revoke it.
+    pub async fn redeem_code(
+        &self,
+        hash: &str,
+        now: i64,
+        family_expires_at: i64,
+    ) -> Result<Redemption, StoreError> {
         on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let won = sqlx::query(
@@ -113,6 +120,19 @@ impl Store {
             .await?
             .rows_affected()
                 == 1;
+            if won {
+                sqlx::query(
+                    "insert into refresh_families \
+                     (id, client_id, user_id, scopes, auth_time, created_at, expires_at, revoked_at) \
+                     select family_id, client_id, user_id, scopes, auth_time, $1, $2, null \
+                     from authorization_codes where hash = $3",
+                )
+                .bind(now)
+                .bind(family_expires_at)
+                .bind(hash)
+                .execute(&mut *tx)
+                .await?;
+            }
             let row: Option<CodeRow> = sqlx::query_as(
                 "select client_id, user_id, redirect_uri, scopes, nonce, code_challenge, \
                  auth_time, family_id, created_at, expires_at from authorization_codes where hash = $1",

@@ -13,11 +13,10 @@ pub struct CopyReport {
 }
 
 impl Store {
-    /// Copies users (ids, hashes and all), clients, live refresh tokens (as digests, in their
-    /// families) and live access-token revocations into `target`, which must be empty.
-    /// Rotated tokens and expired or revoked families are not needed and stay behind. A live
-    /// family has exactly one unused token (rotation marks the old one used as it adds the
-    /// new one), so each live family is copied once, with that token.
+    /// Copies users (ids, hashes and all), clients, live sessions (refresh-token families,
+    /// which access tokens name in `sid`) with their unused refresh tokens (as digests), and
+    /// live access-token revocations into `target`, which must be empty. Rotated tokens and
+    /// expired or revoked families are not needed and stay behind.
     pub async fn copy_into(&self, target: &Store, now: i64) -> anyhow::Result<CopyReport> {
         if !target.is_empty().await? {
             anyhow::bail!(
@@ -33,9 +32,12 @@ impl Store {
             target.insert_client(&client).await?;
             report.clients += 1;
         }
+        for family in self.live_refresh_families(now).await? {
+            target.insert_refresh_family_at(&family, None).await?;
+        }
         for (hash, record) in self.live_refresh_tokens(now).await? {
             target
-                .insert_refresh_family_at(&record.family, Some((&hash, record.issued_at)))
+                .insert_refresh_token(&record.family.id, &hash, record.issued_at)
                 .await?;
             report.refresh_tokens += 1;
         }

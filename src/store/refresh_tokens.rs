@@ -145,6 +145,23 @@ impl Store {
         })
     }
 
+    /// Adds a first token to an existing family (a session started by a code exchange).
+    pub async fn insert_refresh_token(
+        &self,
+        family_id: &str,
+        token_hash: &str,
+        issued_at: i64,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |p| sqlx::query(INSERT_TOKEN)
+            .bind(token_hash)
+            .bind(family_id)
+            .bind(issued_at)
+            .execute(p)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
     /// The token and its family, without changing anything (introspection).
     pub async fn refresh_record(
         &self,
@@ -155,6 +172,43 @@ impl Store {
             .fetch_optional(p)
             .await)?;
         row.map(RefreshRecord::try_from).transpose()
+    }
+
+    /// Every live family (copying between databases).
+    pub async fn live_refresh_families(&self, now: i64) -> Result<Vec<RefreshFamily>, StoreError> {
+        #[derive(FromRow)]
+        struct FamilyRow {
+            id: String,
+            client_id: String,
+            user_id: String,
+            scopes: String,
+            auth_time: i64,
+            created_at: i64,
+            expires_at: i64,
+        }
+        let rows: Vec<FamilyRow> = on_pool!(self, |p| sqlx::query_as(
+            "select id, client_id, user_id, scopes, auth_time, created_at, expires_at \
+             from refresh_families where revoked_at is null and expires_at > $1 order by created_at"
+        )
+        .bind(now)
+        .fetch_all(p)
+        .await)?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(RefreshFamily {
+                    scopes: ScopeSet::parse(&r.scopes).map_err(|e| {
+                        StoreError::Corrupt(format!("scopes of refresh family {}: {e}", r.id))
+                    })?,
+                    id: r.id,
+                    client_id: r.client_id,
+                    user_id: r.user_id,
+                    auth_time: r.auth_time,
+                    created_at: r.created_at,
+                    expires_at: r.expires_at,
+                    revoked_at: None,
+                })
+            })
+            .collect()
     }
 
     /// Every unused token of a live family, with its digest (copying between databases).

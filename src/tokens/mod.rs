@@ -107,9 +107,9 @@ impl TokenIssuer {
         jsonwebtoken::encode(&header, claims, key).map_err(|e| TokenError::Sign(e.to_string()))
     }
 
-    /// The audience (client id) of an ID token this issuer signed — an expired one too, as
-    /// OIDC RP-Initiated Logout 1.0 §2 allows for `id_token_hint`.
-    pub fn id_token_audience(&self, token: &str) -> Result<String, TokenError> {
+    /// The `(aud, sub)` of an ID token this issuer signed — an expired one too, as OIDC
+    /// RP-Initiated Logout 1.0 §2 allows for `id_token_hint`.
+    pub fn id_token_hint(&self, token: &str) -> Result<(String, String), TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if header.alg != Algorithm::RS256 {
             return Err(TokenError::WrongAlgorithm);
@@ -133,7 +133,7 @@ impl TokenIssuer {
         validation.validate_aud = false;
         validation.required_spec_claims = HashSet::from(["iss", "sub", "aud"].map(str::to_owned));
         jsonwebtoken::decode::<IdClaims>(token, key, &validation)
-            .map(|data| data.claims.aud)
+            .map(|data| (data.claims.aud, data.claims.sub))
             .map_err(|_| TokenError::Invalid)
     }
 

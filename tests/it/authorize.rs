@@ -303,12 +303,9 @@ async fn a_session_signs_in_again_without_the_form_until_prompt_or_max_age_ask()
     let mut browser = Browser::new();
     let (url, verifier) = authorize_url(&app, RP, &[]);
     let code = code_for(&app, &mut browser, &url).await;
-    assert_eq!(
-        exchange(&app, (RP, Some(RP_SECRET)), &code, Some(&verifier))
-            .await
-            .0,
-        200
-    );
+    let (status, first) = exchange(&app, (RP, Some(RP_SECRET)), &code, Some(&verifier)).await;
+    assert_eq!(status, 200);
+    let id_token = first["id_token"].as_str().unwrap().to_owned();
 
     // Signed in: straight back with a code.
     let res = browser.get(&url).await;
@@ -332,21 +329,48 @@ async fn a_session_signs_in_again_without_the_form_until_prompt_or_max_age_ask()
     let (fresh_enough, _) = authorize_url(&app, RP, &[("max_age", "600")]);
     assert_eq!(browser.get(&fresh_enough).await.status(), 302);
 
-    // Logging out ends the session; a registered post_logout_redirect_uri gets the state back.
+    // Logging out without a hint asks first (RP-Initiated Logout §2); a cross-site GET
+    // alone ends nothing.
+    let ask = url::Url::parse_with_params(&app.url("/logout"), &[("client_id", RP)]).unwrap();
+    let res = browser.get(ask.as_str()).await;
+    assert_eq!(res.status(), 200);
+    let confirm = res.text().await.unwrap();
+    assert!(confirm.contains("Sign out?"));
+    assert_eq!(browser.get(&none).await.status(), 302, "still signed in");
+    let res = browser
+        .post(&app.url("/logout"), &hidden_fields(&confirm))
+        .await;
+    assert_eq!(res.status(), 200, "confirmed: signed out");
+    assert_eq!(
+        query_of(&location(&browser.get(&none).await))["error"],
+        "login_required"
+    );
+
+    // With the ID token as hint, logout is immediate and a registered
+    // post_logout_redirect_uri gets the state back.
+    let code = code_for(&app, &mut browser, &url).await;
+    let (_, second) = exchange(&app, (RP, Some(RP_SECRET)), &code, Some(&verifier)).await;
+    let hint = second["id_token"].as_str().unwrap();
     let logout = url::Url::parse_with_params(
         &app.url("/logout"),
         &[
-            ("client_id", RP),
+            ("id_token_hint", hint),
             ("post_logout_redirect_uri", "http://127.0.0.1:9/signed-out"),
             ("state", "bye"),
         ],
     )
     .unwrap();
     let res = browser.get(logout.as_str()).await;
-    assert_eq!(res.status(), 302);
+    assert_eq!(res.status(), 303);
     assert_eq!(location(&res), "http://127.0.0.1:9/signed-out?state=bye");
     let res = browser.get(&none).await;
     assert_eq!(query_of(&location(&res))["error"], "login_required");
+    // A forged hint is refused, not ignored.
+    let forged = format!("{}x", &id_token[..id_token.len() - 1]);
+    let bad =
+        url::Url::parse_with_params(&app.url("/logout"), &[("id_token_hint", forged.as_str())])
+            .unwrap();
+    assert_eq!(browser.get(bad.as_str()).await.status(), 400);
 }
 
 #[tokio::test]
@@ -355,8 +379,9 @@ async fn a_wrong_password_shows_a_generic_message_and_keeps_the_username() {
     let mut browser = Browser::new();
     let (url, _) = authorize_url(&app, RP, &[("login_hint", "ada")]);
     let page = browser.get(&url).await.text().await.unwrap();
-    assert!(
-        page.contains("value=\"ada\""),
+    assert_eq!(
+        username_field(&page),
+        "ada",
         "login_hint fills the username"
     );
     let res = browser
@@ -365,7 +390,7 @@ async fn a_wrong_password_shows_a_generic_message_and_keeps_the_username() {
     assert_eq!(res.status(), 200);
     let again = res.text().await.unwrap();
     assert!(again.contains("The username or password is incorrect."));
-    assert!(again.contains("value=\"ada\""));
+    assert_eq!(username_field(&again), "ada", "the username is kept");
     assert!(
         !again.contains("wrong password"),
         "the password is never echoed"
@@ -577,4 +602,133 @@ async fn codes_are_single_use_short_lived_bound_and_need_their_verifier() {
     let id = crate::token::insecure_claims(body["id_token"].as_str().unwrap());
     assert_eq!(id["nonce"], "n0nce");
     assert_eq!(id["aud"], "spa");
+}
+
+/// The value of the visible username field of a login page.
+fn username_field(page: &str) -> String {
+    let tag = page
+        .split("<input id=\"username\"")
+        .nth(1)
+        .expect("a username field");
+    let tag = &tag[..tag.find('>').unwrap()];
+    let start = tag.find("value=\"").unwrap() + 7;
+    tag[start..start + tag[start..].find('"').unwrap()].to_owned()
+}
+
+#[tokio::test]
+async fn a_username_typed_without_login_hint_is_kept_too() {
+    let app = spawn().await;
+    let mut browser = Browser::new();
+    let (url, _) = authorize_url(&app, RP, &[]);
+    let page = browser.get(&url).await.text().await.unwrap();
+    assert_eq!(username_field(&page), "");
+    let again = browser
+        .sign_in(&app.base, &page, "someone <b>", "wrong")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        username_field(&again),
+        "someone &#60;b&#62;",
+        "kept, and escaped"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_uses_of_one_code_give_one_set_of_tokens_and_revoke_it() {
+    let app = spawn().await;
+    let mut browser = Browser::new();
+    let (url, verifier) = authorize_url(&app, RP, &[]);
+    for _ in 0..5 {
+        let code = code_for(&app, &mut browser, &url).await;
+        let uses = (0..4).map(|_| exchange(&app, (RP, Some(RP_SECRET)), &code, Some(&verifier)));
+        let results = futures_util::future::join_all(uses).await;
+        let won: Vec<_> = results.iter().filter(|(s, _)| *s == 200).collect();
+        assert_eq!(won.len(), 1, "{results:?}");
+        // The losers were second uses: whatever the winner got is revoked, even if it was
+        // minted after they arrived.
+        let access = won[0].1["access_token"].as_str().unwrap();
+        assert_eq!(app.userinfo(access).await.status(), 401);
+        browser.cookies.clear();
+    }
+}
+
+#[tokio::test]
+async fn max_age_zero_and_request_objects() {
+    let app = spawn().await;
+    let mut browser = Browser::new();
+    let (url, _) = authorize_url(&app, RP, &[]);
+    code_for(&app, &mut browser, &url).await;
+    let (zero, _) = authorize_url(&app, RP, &[("max_age", "0")]);
+    assert_eq!(
+        browser.get(&zero).await.status(),
+        200,
+        "max_age=0 is prompt=login"
+    );
+    for (name, error) in [
+        ("request", "request_not_supported"),
+        ("request_uri", "request_uri_not_supported"),
+    ] {
+        let (url, _) = authorize_url(&app, RP, &[(name, "x")]);
+        assert_eq!(
+            query_of(&location(&browser.get(&url).await))["error"],
+            error
+        );
+    }
+}
+
+#[tokio::test]
+async fn https_issuers_get_host_only_secure_cookies_and_paths_work_behind_a_proxy() {
+    let dir = crate::support::TestDir::new();
+    let app = TestApp::spawn_with(dir, ferrid::clock::Clock::system(), |c| {
+        c.issuer = Some("https://id.example.com/tenant".into());
+    })
+    .await;
+    let client = ferrid::model::Client {
+        id: RP.into(),
+        secret_hash: None,
+        grant_types: vec![ferrid::model::GrantType::AuthorizationCode],
+        scopes: ferrid::model::ScopeSet::parse("openid profile").unwrap(),
+        redirect_uris: vec![CALLBACK.into(), "com.example.app:/cb".into()],
+        audiences: vec![],
+        created_at: 0,
+    };
+    app.store.insert_client(&client).await.unwrap();
+    app.add_user(USER, PASSWORD, "").await;
+    let mut browser = Browser::new();
+    let (url, _) = authorize_url(&app, RP, &[("redirect_uri", "com.example.app:/cb")]);
+    let page = browser.get(&url).await;
+    assert_eq!(page.status(), 200, "{:?}", page.headers().get("location"));
+    let csrf_cookie = page.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        csrf_cookie.starts_with("__Host-ferrid_csrf=")
+            && csrf_cookie.contains("Secure")
+            && csrf_cookie.contains("Path=/;"),
+        "{csrf_cookie}"
+    );
+    // A native app's private-use redirect URI is allowed by the CSP's form-action.
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("form-action 'self' com.example.app:"), "{csp}");
+    let html = page.text().await.unwrap();
+    // Behind a proxy mapping /tenant, the form posts back to where it came from and the
+    // stylesheet is relative.
+    assert!(html.contains("<form method=\"post\">") && html.contains("href=\"assets/ferrid.css\""));
+    let res = browser.sign_in(&app.base, &html, USER, PASSWORD).await;
+    assert_eq!(res.status(), 303);
+    assert!(location(&res).starts_with("com.example.app:/cb?code="));
+    let session = res.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        session.starts_with("__Host-ferrid_session=")
+            && session.contains("Secure")
+            && session.contains("SameSite=Lax"),
+        "{session}"
+    );
+    assert_eq!(
+        query_of(&location(&res))["iss"],
+        "https://id.example.com/tenant"
+    );
 }

@@ -26,9 +26,10 @@ impl OAuth {
         // §4.1.3: required, since every authorization request of ours carries one.
         let redirect_uri = params.require("redirect_uri")?;
         let verifier = params.get("code_verifier");
+        let family_expires_at = now + self.lifetimes.refresh_token.as_secs() as i64;
         let code = match self
             .store
-            .redeem_code(&opaque::sha256_hex(code), now)
+            .redeem_code(&opaque::sha256_hex(code), now, family_expires_at)
             .await?
         {
             Redemption::Unknown => return Err(OAuthError::InvalidGrant(INVALID)),
@@ -72,18 +73,20 @@ impl OAuth {
             .filter(|u| !u.disabled)
             .ok_or(OAuthError::InvalidGrant(INVALID))?;
 
-        let family = self.code_family(&code, now);
+        // The session (family) was created with the redemption; a second use of the code
+        // revokes it, and with it everything minted here.
         let login = Login {
             auth_time: code.auth_time,
-            sid: Some(&family.id),
+            sid: Some(&code.family_id),
             nonce: code.nonce.as_deref(),
         };
         let mut response = self.mint_for_user(client, &user, &code.scopes, login, now)?;
         if client.may_use(GrantType::RefreshToken) {
-            response.refresh_token = Some(self.store_refresh_family(&family).await?);
-        } else {
-            // The session record alone, so a second use of the code can still end these tokens.
-            self.store.insert_refresh_family_at(&family, None).await?;
+            let token = opaque::random_token()?;
+            self.store
+                .insert_refresh_token(&code.family_id, &opaque::sha256_hex(&token), now)
+                .await?;
+            response.refresh_token = Some(token);
         }
         Ok(response)
     }
