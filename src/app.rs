@@ -26,6 +26,7 @@ pub struct App {
     keys_dir: PathBuf,
     keys_reload_interval: Duration,
     purge_interval: Duration,
+    limits: http::serve::Limits,
 }
 
 impl App {
@@ -98,6 +99,11 @@ impl App {
             keys_dir: config.keys_dir,
             keys_reload_interval: config.keys_reload_interval,
             purge_interval: config.purge_interval,
+            limits: http::serve::Limits {
+                max_connections: config.max_connections,
+                header_read_timeout: config.header_read_timeout,
+                ..Default::default()
+            },
         })
     }
 
@@ -137,12 +143,16 @@ impl App {
             self.purge_interval,
         ));
         tracing::info!(issuer = self.issuer(), addr = %self.local_addr(), "ferrid is serving");
-        let served = axum::serve(self.listener, http::router(self.state))
-            .with_graceful_shutdown(shutdown)
-            .await;
+        http::serve::serve(
+            self.listener,
+            http::router(self.state),
+            self.limits,
+            shutdown,
+        )
+        .await;
         watcher.abort();
         purger.abort();
-        served.context("the HTTP server failed")
+        Ok(())
     }
 
     /// `--demo`: on an empty database, creates a demo client and user, and returns the curl

@@ -75,6 +75,10 @@ pub struct ServeArgs {
     #[arg(long, env = "FERRID_HASH_QUEUE")]
     pub hash_queue: Option<usize>,
 
+    /// Most client connections served at once. Default: 4096.
+    #[arg(long, env = "FERRID_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
     /// On an empty database, create a demo client and user and print how to get a token.
     #[arg(long, env = "FERRID_DEMO")]
     pub demo: bool,
@@ -110,6 +114,10 @@ pub struct ServeConfig {
     pub keys_reload_interval: Duration,
     /// How often expired refresh tokens and revocation records are deleted.
     pub purge_interval: Duration,
+    /// Most client connections at once.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers (idle connections included).
+    pub header_read_timeout: Duration,
 }
 
 impl ServeConfig {
@@ -131,6 +139,8 @@ impl ServeConfig {
             demo: false,
             keys_reload_interval: Duration::from_secs(5),
             purge_interval: Duration::from_secs(10 * 60),
+            max_connections: 4096,
+            header_read_timeout: Duration::from_secs(10),
         }
     }
 
@@ -154,6 +164,7 @@ impl ServeConfig {
             config.hash_queue = queue;
         }
         config.demo = serve.demo;
+        config.max_connections = serve.max_connections;
         Ok(config)
     }
 }

@@ -7,6 +7,7 @@ pub mod extract;
 mod health;
 mod jwks;
 pub mod paths;
+pub mod serve;
 pub mod state;
 mod token;
 mod userinfo;

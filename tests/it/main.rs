@@ -11,6 +11,7 @@ mod crash;
 mod discovery;
 mod keys;
 mod lifecycle;
+mod limits;
 mod logs;
 mod relying_party;
 mod replicas;
