@@ -15,6 +15,7 @@ use crate::clock::Clock;
 use crate::config::ServeConfig;
 use crate::http::{self, AppState, discovery::Discovery};
 use crate::model::{Client, GrantType, ScopeSet, Secret};
+use crate::oauth::throttle::Throttle;
 use crate::oauth::{Lifetimes, OAuth, client_auth};
 use crate::password::Passwords;
 use crate::store::{NewUser, Store};
@@ -87,8 +88,10 @@ impl App {
                 id_token: config.id_token_ttl,
                 refresh_token: config.refresh_token_ttl,
             },
+            throttle: Arc::new(Throttle::new(config.login_throttle)),
         };
         let state = AppState {
+            trust_x_forwarded_for: config.trust_x_forwarded_for,
             oauth,
             clock,
             discovery: Arc::new(Discovery::new(&issuer)),

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::oauth::throttle::ThrottlePolicy;
 use crate::password::HashParams;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://ferrid.db";
@@ -75,6 +76,20 @@ pub struct ServeArgs {
     #[arg(long, env = "FERRID_HASH_QUEUE")]
     pub hash_queue: Option<usize>,
 
+    /// Failed logins per username and client address before each further attempt must wait
+    /// (a delay that doubles, up to --login-max-delay). Default: 5.
+    #[arg(long, env = "FERRID_LOGIN_FREE_FAILURES", default_value_t = 5)]
+    pub login_free_failures: u32,
+
+    /// The longest wait imposed after failed logins. Default: 60s.
+    #[arg(long, env = "FERRID_LOGIN_MAX_DELAY", default_value = "60s", value_parser = parse_ttl)]
+    pub login_max_delay: Duration,
+
+    /// Take the client address from the last X-Forwarded-For entry (set this behind a proxy
+    /// that appends it, and only then). Default: off.
+    #[arg(long, env = "FERRID_TRUST_X_FORWARDED_FOR")]
+    pub trust_x_forwarded_for: bool,
+
     /// Most client connections served at once. Default: 4096.
     #[arg(long, env = "FERRID_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
@@ -116,6 +131,10 @@ pub struct ServeConfig {
     pub purge_interval: Duration,
     /// Most client connections at once.
     pub max_connections: usize,
+    /// Brute-force throttling of password checks.
+    pub login_throttle: ThrottlePolicy,
+    /// Whether the client address comes from X-Forwarded-For.
+    pub trust_x_forwarded_for: bool,
     /// How long a client may take to send a request's headers (idle connections included).
     pub header_read_timeout: Duration,
 }
@@ -140,6 +159,8 @@ impl ServeConfig {
             keys_reload_interval: Duration::from_secs(5),
             purge_interval: Duration::from_secs(10 * 60),
             max_connections: 4096,
+            login_throttle: ThrottlePolicy::default(),
+            trust_x_forwarded_for: false,
             header_read_timeout: Duration::from_secs(10),
         }
     }
@@ -165,6 +186,11 @@ impl ServeConfig {
         }
         config.demo = serve.demo;
         config.max_connections = serve.max_connections;
+        config.login_throttle = ThrottlePolicy {
+            free_failures: serve.login_free_failures,
+            max_delay_secs: serve.login_max_delay.as_secs().max(1) as i64,
+        };
+        config.trust_x_forwarded_for = serve.trust_x_forwarded_for;
         Ok(config)
     }
 }

@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
-use super::extract::OAuthForm;
+use super::extract::{ClientIp, OAuthForm};
 use super::state::AppState;
 use crate::model::Secret;
 use crate::oauth::authorize::{
@@ -138,6 +138,7 @@ pub async fn authorize(
 /// grant; a wrong password shows one generic message and keeps the username.
 pub async fn login(
     State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     OAuthForm(params): OAuthForm,
 ) -> Response {
@@ -159,13 +160,18 @@ pub async fn login(
     let now = s.clock.now();
     let user = match s
         .oauth
-        .check_password(username, password, started, now)
+        .check_password(username, password, ip, started, now)
         .await
     {
         Ok(user) => user,
         Err(OAuthError::InvalidGrant(_)) => {
             let message = Some("The username or password is incorrect.");
             return login_page(&s, &headers, &request, username, message, StatusCode::OK);
+        }
+        Err(OAuthError::Throttled(wait)) => {
+            let message = format!("Too many failed sign-ins. Try again in {wait} seconds.");
+            let status = StatusCode::TOO_MANY_REQUESTS;
+            return login_page(&s, &headers, &request, username, Some(&message), status);
         }
         Err(OAuthError::TemporarilyUnavailable) => {
             let message = Some("Too many sign-ins right now. Wait a moment and try again.");

@@ -33,6 +33,7 @@ impl IntoResponse for OAuthError {
         let status = match &self {
             OAuthError::InvalidClient => StatusCode::UNAUTHORIZED,
             OAuthError::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            OAuthError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             OAuthError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "request failed");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -55,6 +56,10 @@ impl IntoResponse for OAuthError {
             OAuthError::TemporarilyUnavailable => {
                 res.headers_mut()
                     .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            OAuthError::Throttled(wait) => {
+                res.headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(wait.max(1)));
             }
             _ => {}
         }

@@ -123,6 +123,37 @@ pub fn parse_bearer(value: &str) -> Result<&str, BearerError> {
     Ok(token)
 }
 
+/// The client's address: the peer of the connection, or — behind a trusted proxy
+/// (`--trust-x-forwarded-for`) — the last entry of `X-Forwarded-For`, the one that proxy
+/// appended (earlier entries are whatever the client claimed).
+pub struct ClientIp(pub Option<std::net::IpAddr>);
+
+impl FromRequestParts<super::AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &super::AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        if !state.trust_x_forwarded_for {
+            return Ok(ClientIp(peer));
+        }
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .last()
+            .and_then(|ip| ip.trim().parse().ok());
+        Ok(ClientIp(forwarded.or(peer)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,8 @@ pub struct AppState {
     pub oauth: OAuth,
     pub clock: Clock,
     pub discovery: Arc<Discovery>,
+    /// Take the client address from X-Forwarded-For (behind a trusted proxy).
+    pub trust_x_forwarded_for: bool,
 }
 
 impl FromRef<AppState> for Clock {

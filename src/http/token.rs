@@ -7,18 +7,19 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
 use super::error::no_store;
-use super::extract::{BasicAuth, OAuthForm};
+use super::extract::{BasicAuth, ClientIp, OAuthForm};
 use super::state::AppState;
 use crate::oauth::client_auth::authenticate;
 use crate::oauth::{ClientAuth, OAuthError, Params};
 
 pub async fn token(
     State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
     BasicAuth(basic): BasicAuth,
     OAuthForm(params): OAuthForm,
 ) -> Result<Response, OAuthError> {
     let auth = client_auth(basic, &params)?;
-    let issued = s.oauth.token(auth, &params, s.clock.now()).await?;
+    let issued = s.oauth.token(auth, &params, ip, s.clock.now()).await?;
     Ok(no_store(Json(issued).into_response()))
 }
 

@@ -22,6 +22,10 @@ pub enum OAuthError {
     /// Too many password checks are waiting: try again shortly (answered 503 + Retry-After).
     #[error("temporarily_unavailable")]
     TemporarilyUnavailable,
+    /// Too many failed logins for this username or address: wait this many seconds
+    /// (answered 429 + Retry-After, without checking the password).
+    #[error("temporarily_unavailable: throttled")]
+    Throttled(i64),
     /// Anything that is our fault. Logged with its cause; answered `server_error` without detail.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -41,7 +45,9 @@ impl OAuthError {
             OAuthError::UnauthorizedClient(_) => "unauthorized_client",
             OAuthError::UnsupportedGrantType => "unsupported_grant_type",
             OAuthError::InvalidScope(_) => "invalid_scope",
-            OAuthError::TemporarilyUnavailable => "temporarily_unavailable",
+            OAuthError::TemporarilyUnavailable | OAuthError::Throttled(_) => {
+                "temporarily_unavailable"
+            }
             OAuthError::Internal(_) => "server_error",
         }
     }
@@ -59,6 +65,9 @@ impl OAuthError {
             OAuthError::TemporarilyUnavailable => {
                 "the server is busy or its database is unreachable; retry after the Retry-After delay"
                     .into()
+            }
+            OAuthError::Throttled(_) => {
+                "too many failed logins; retry after the Retry-After delay".into()
             }
             OAuthError::Internal(_) => "internal error; the server log has the details".into(),
         }

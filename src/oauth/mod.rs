@@ -9,6 +9,7 @@ mod introspect;
 pub mod params;
 mod revoke;
 pub mod scope;
+pub mod throttle;
 mod userinfo;
 
 use std::time::Duration;
@@ -40,6 +41,7 @@ pub struct OAuth {
     pub tokens: TokenIssuer,
     pub passwords: Passwords,
     pub lifetimes: Lifetimes,
+    pub throttle: std::sync::Arc<throttle::Throttle>,
 }
 
 impl OAuth {

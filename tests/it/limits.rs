@@ -85,3 +85,53 @@ async fn connections_beyond_the_cap_wait_for_a_free_slot() {
         "served before a slot was free"
     );
 }
+
+#[tokio::test]
+async fn failed_logins_are_throttled_per_user_and_address_and_released() {
+    let app = TestApp::spawn_with(TestDir::new(), ferrid::clock::Clock::system(), |c| {
+        c.login_throttle = ferrid::oauth::throttle::ThrottlePolicy {
+            free_failures: 3,
+            max_delay_secs: 60,
+        };
+        c.trust_x_forwarded_for = true;
+    })
+    .await;
+    use crate::support::{CLIENT, CLIENT_SECRET, PASSWORD, USER};
+    app.add_client(CLIENT, Some(CLIENT_SECRET), &["password"], "openid")
+        .await;
+    app.add_user(USER, PASSWORD, "").await;
+    let login = |user: &'static str, password: &'static str, from: &'static str| {
+        let req = app
+            .http
+            .post(app.url("/token"))
+            .basic_auth(CLIENT, Some(CLIENT_SECRET))
+            .header("x-forwarded-for", format!("10.9.9.9, {from}"))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", user),
+                ("password", password),
+            ]);
+        async move { req.send().await.unwrap() }
+    };
+    for user in [USER, "nobody"] {
+        for _ in 0..3 {
+            assert_eq!(login(user, "wrong", "192.0.2.1").await.status(), 400);
+        }
+        // Throttled now, the right password included, and without checking it.
+        let res = login(user, PASSWORD, "192.0.2.1").await;
+        assert_eq!(res.status(), 429, "{user}");
+        let wait: i64 = res.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&wait));
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "temporarily_unavailable");
+    }
+    // The same user from another address is not locked out.
+    assert_eq!(login(USER, PASSWORD, "192.0.2.2").await.status(), 200);
+    // And the delay passes.
+    app.clock.advance(61);
+    assert_eq!(login(USER, PASSWORD, "192.0.2.1").await.status(), 200);
+}

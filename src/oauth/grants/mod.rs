@@ -6,6 +6,8 @@ mod password;
 pub use password::FAILED_LOGIN_FLOOR;
 mod refresh_token;
 
+use std::net::IpAddr;
+
 use serde::Serialize;
 
 use super::client_auth::{self, ClientAuth};
@@ -42,6 +44,7 @@ impl OAuth {
         &self,
         auth: ClientAuth,
         params: &Params,
+        ip: Option<IpAddr>,
         now: i64,
     ) -> Result<TokenResponse, OAuthError> {
         let client = client_auth::authenticate(&self.store, &auth).await?;
@@ -58,7 +61,7 @@ impl OAuth {
             ));
         }
         match grant {
-            GrantType::Password => self.password_grant(&client, params, now).await,
+            GrantType::Password => self.password_grant(&client, params, ip, now).await,
             GrantType::RefreshToken => self.refresh_grant(&client, params, now).await,
             GrantType::ClientCredentials => self.client_credentials_grant(&client, params, now),
             GrantType::AuthorizationCode => {

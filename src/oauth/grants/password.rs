@@ -14,6 +14,8 @@
 
 use super::super::scope;
 use super::{Login, OAuth, OAuthError, TokenResponse};
+use std::net::IpAddr;
+
 use crate::model::{Client, Secret, User};
 use crate::oauth::Params;
 use crate::password::{PasswordError, Verified};
@@ -30,6 +32,7 @@ impl OAuth {
         &self,
         client: &Client,
         params: &Params,
+        ip: Option<IpAddr>,
         now: i64,
     ) -> Result<TokenResponse, OAuthError> {
         let started = tokio::time::Instant::now();
@@ -39,7 +42,7 @@ impl OAuth {
         scope::check_client(requested.as_ref(), client)?;
 
         let user = self
-            .check_password(username, password, started, now)
+            .check_password(username, password, ip, started, now)
             .await?;
         let granted = scope::grant_for_user(requested.as_ref(), client, &user)?;
         let family = self.new_refresh_family(client, &user, &granted, now, now);
@@ -64,9 +67,18 @@ impl OAuth {
         &self,
         username: &str,
         password: Secret,
+        ip: Option<IpAddr>,
         started: tokio::time::Instant,
         now: i64,
     ) -> Result<User, OAuthError> {
+        if let Err(wait) = self.throttle.check(username, ip, now) {
+            tracing::info!(
+                event = "login_throttled",
+                retry_after = wait,
+                "login refused before checking"
+            );
+            return Err(OAuthError::Throttled(wait));
+        }
         let user = self.store.user_by_username(username).await?;
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         let verified = self
@@ -81,11 +93,13 @@ impl OAuth {
             // A disabled user went through the same verification as everyone else.
             (Some(user), Verified::Match { rehash }) if !user.disabled => (user, rehash),
             _ => {
+                self.throttle.failed(username, ip, now);
                 tracing::info!(event = "login_failed", "login refused");
                 tokio::time::sleep_until(started + FAILED_LOGIN_FLOOR).await;
                 return Err(OAuthError::InvalidGrant(BAD_CREDENTIALS));
             }
         };
+        self.throttle.succeeded(username, ip);
         tracing::info!(event = "login_succeeded", user_id = %user.id, "login");
         if rehash {
             self.upgrade_hash(&user.id, &user.password_hash, password, now)
