@@ -183,4 +183,18 @@ mod tests {
             Err(BearerError::InvalidToken(_))
         ));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any header value gives a token, "no token" or invalid_token; nothing panics, and a
+        /// token, when given, is b64token-shaped (RFC 6750 §2.1).
+        #[test]
+        fn any_bearer_header_is_handled(value in "\\PC{0,200}") {
+            if let Ok(token) = parse_bearer(&value) {
+                proptest::prop_assert!(!token.is_empty());
+                proptest::prop_assert!(token.trim_end_matches('=').bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b)));
+            }
+        }
+    }
 }

@@ -181,4 +181,25 @@ mod tests {
         assert_eq!(s.expose().len(), 43);
         assert_eq!(hash_client_secret(s.expose()).len(), 64);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any Authorization header value is parsed or refused; nothing panics.
+        #[test]
+        fn any_authorization_header_is_handled(value in "\\PC{0,200}") {
+            let _ = parse_basic(&value);
+            let _ = parse_basic(&format!("Basic {value}"));
+        }
+
+        /// Credentials encoded as RFC 6749 §2.3.1 says come back as they were.
+        #[test]
+        fn basic_credentials_round_trip(id in "\\PC{1,40}", secret in "\\PC{0,60}") {
+            let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let header = format!("Basic {}", STANDARD.encode(format!("{}:{}", enc(&id), enc(&secret))));
+            let (got_id, got_secret) = parse_basic(&header).unwrap().unwrap();
+            proptest::prop_assert_eq!(got_id, id);
+            proptest::prop_assert_eq!(got_secret.expose(), secret.as_str());
+        }
+    }
 }

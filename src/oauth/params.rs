@@ -98,4 +98,27 @@ mod tests {
             matches!(Params::parse(b"%22=1&%22=2"), Err(OAuthError::InvalidRequest(m)) if !m.contains('"'))
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any body parses or is refused as `invalid_request`; nothing panics.
+        #[test]
+        fn any_body_parses_or_is_invalid_request(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            match Params::parse(&body) {
+                Ok(_) | Err(OAuthError::InvalidRequest(_)) => {}
+                Err(other) => proptest::prop_assert!(false, "unexpected {other:?}"),
+            }
+        }
+
+        /// Distinct names round-trip through form encoding with their values.
+        #[test]
+        fn distinct_parameters_round_trip(pairs in proptest::collection::btree_map("[a-z_]{1,12}", "\\PC{1,24}", 0..8)) {
+            let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs.iter()).finish();
+            let parsed = Params::parse(body.as_bytes()).unwrap();
+            for (name, value) in &pairs {
+                proptest::prop_assert_eq!(parsed.get(name), Some(value.as_str()));
+            }
+        }
+    }
 }

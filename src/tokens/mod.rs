@@ -174,3 +174,72 @@ impl TokenIssuer {
         Ok(data.claims)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+
+    /// One key for all the cases (generating one per case would dominate the run).
+    fn issuer() -> &'static TokenIssuer {
+        static ISSUER: std::sync::OnceLock<(tempfile::TempDir, TokenIssuer)> =
+            std::sync::OnceLock::new();
+        &ISSUER
+            .get_or_init(|| {
+                let dir = tempfile::tempdir().unwrap();
+                let ring = keys::load_or_generate(dir.path()).unwrap();
+                (
+                    dir,
+                    TokenIssuer::new("https://id.example".into(), Keys::new(ring)),
+                )
+            })
+            .1
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Arbitrary strings, and JWTs with arbitrary headers and payloads, are refused
+        /// without a panic.
+        #[test]
+        fn junk_tokens_are_refused(junk in "\\PC{0,300}", header in "\\PC{0,120}", payload in "\\PC{0,120}") {
+            let issuer = issuer();
+            proptest::prop_assert!(issuer.verify_access(&junk, 0).is_err());
+            let forged = format!("{}.{}.{}", B64.encode(&header), B64.encode(&payload), B64.encode("sig"));
+            proptest::prop_assert!(issuer.verify_access(&forged, 0).is_err());
+            proptest::prop_assert!(issuer.id_token_hint(&forged).is_err());
+        }
+    }
+
+    #[test]
+    fn a_token_we_signed_verifies_and_one_bit_flipped_does_not() {
+        let issuer = issuer();
+        let claims = AccessClaims {
+            iss: "https://id.example".into(),
+            sub: "u".into(),
+            aud: Audience::One("api".into()),
+            exp: 2_000_000_000,
+            iat: 1_000_000_000,
+            jti: "j".into(),
+            client_id: "c".into(),
+            scope: "openid".into(),
+            auth_time: None,
+            sid: None,
+        };
+        let token = issuer.sign_access(&claims).unwrap();
+        assert_eq!(
+            issuer.verify_access(&token, 1_500_000_000).unwrap().sub,
+            "u"
+        );
+        assert_eq!(
+            issuer.verify_access(&token, 2_000_000_000).err(),
+            Some(TokenError::Expired)
+        );
+        let mut bytes = token.into_bytes();
+        let i = bytes.len() / 2;
+        bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(bytes).unwrap();
+        assert!(issuer.verify_access(&tampered, 1_500_000_000).is_err());
+    }
+}
