@@ -89,6 +89,7 @@ impl App {
                 refresh_token: config.refresh_token_ttl,
             },
             throttle: Arc::new(Throttle::new(config.login_throttle)),
+            metrics: Arc::new(crate::metrics::Metrics::default()),
         };
         let state = AppState {
             trust_x_forwarded_for: config.trust_x_forwarded_for,

@@ -256,7 +256,10 @@ async fn user_command(cmd: UserCommand, store: &Store, now: i64) -> anyhow::Resu
                 disabled,
             };
             match store.insert_user(&new, now).await {
-                Ok(user) => println!("created user {} (id {})", user.username, user.id),
+                Ok(user) => {
+                    tracing::info!(event = "user_created", user_id = %user.id, username = %user.username);
+                    println!("created user {} (id {})", user.username, user.id)
+                }
                 Err(StoreError::Conflict) => {
                     bail!("a user named {:?} exists already", new.username)
                 }
@@ -272,18 +275,21 @@ async fn user_command(cmd: UserCommand, store: &Store, now: i64) -> anyhow::Resu
             if !store.set_password_hash(&username, &hash, now).await? {
                 return Err(missing(&username));
             }
+            tracing::info!(event = "user_password_changed", %username);
             println!("password of {username} changed");
         }
         UserCommand::Disable { username } => {
             if !store.set_user_disabled(&username, true, now).await? {
                 return Err(missing(&username));
             }
+            tracing::info!(event = "user_disabled", %username);
             println!("user {username} disabled");
         }
         UserCommand::Enable { username } => {
             if !store.set_user_disabled(&username, false, now).await? {
                 return Err(missing(&username));
             }
+            tracing::info!(event = "user_enabled", %username);
             println!("user {username} enabled");
         }
         UserCommand::List => {
@@ -353,6 +359,7 @@ async fn import_users(store: &Store, file: &Path, now: i64) -> anyhow::Result<()
         skipped += 1;
         println!("skipped  {key}: {reason}");
     }
+    tracing::info!(event = "users_imported", created, skipped);
     println!("{created} created, {skipped} skipped");
     Ok(())
 }
@@ -471,6 +478,7 @@ async fn client_command(cmd: ClientCommand, store: &Store) -> anyhow::Result<()>
                 Err(StoreError::Conflict) => bail!("a client with id {client_id:?} exists already"),
                 Err(e) => return Err(e.into()),
             }
+            tracing::info!(event = "client_created", client_id = %client_id);
             // Only a generated secret is printed: a secret read from stdin is the caller's own.
             let shown = if secret_stdin {
                 None
@@ -502,6 +510,7 @@ async fn client_command(cmd: ClientCommand, store: &Store) -> anyhow::Result<()>
             if !store.delete_client(&client_id).await? {
                 bail!("no client with id {client_id:?}; `ferrid client list` shows the clients");
             }
+            tracing::info!(event = "client_removed", %client_id);
             println!("client {client_id} removed");
         }
         ClientCommand::List => {
@@ -612,6 +621,7 @@ fn keys_blocking(cmd: KeysCommand, dir: &Path) -> anyhow::Result<()> {
         }
         KeysCommand::Rotate => {
             let kid = keys::generate(dir)?;
+            tracing::info!(event = "key_rotated", %kid);
             println!("new signing key {kid}");
             println!(
                 "Running servers switch to it within 10 seconds (at once on SIGHUP); older keys stay in the JWKS."
@@ -619,6 +629,7 @@ fn keys_blocking(cmd: KeysCommand, dir: &Path) -> anyhow::Result<()> {
         }
         KeysCommand::Retire { kid } => {
             let file = keys::retire(dir, &kid)?;
+            tracing::info!(event = "key_retired", %kid);
             println!("retired key {kid} (removed {})", file.display());
         }
     }

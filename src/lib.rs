@@ -13,6 +13,8 @@ pub mod clock;
 pub mod config;
 /// The axum adapters: extractors, endpoint handlers, error responses.
 pub mod http;
+/// Counters behind `/metrics`.
+pub mod metrics;
 /// Plain data shared by every layer: users, clients, scopes, grant types, secrets.
 pub mod model;
 /// The protocol: client authentication, scope policy, grants. Free of HTTP.

@@ -82,6 +82,7 @@ struct Inner {
     running: Arc<Semaphore>,
     /// Jobs running or waiting; when none is left, the request is refused with `Busy`.
     admitted: Arc<Semaphore>,
+    capacity: usize,
 }
 
 impl Passwords {
@@ -99,12 +100,18 @@ impl Passwords {
                 dummy_hash,
                 running: Arc::new(Semaphore::new(workers)),
                 admitted: Arc::new(Semaphore::new(workers + queue)),
+                capacity: workers + queue,
             }),
         })
     }
 
     pub fn params(&self) -> HashParams {
         self.inner.params
+    }
+
+    /// Password checks running or waiting right now.
+    pub fn queue_depth(&self) -> usize {
+        self.inner.capacity - self.inner.admitted.available_permits()
     }
 
     /// Hashes on the calling thread. For the command line and for blocking contexts only.

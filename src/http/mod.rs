@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 mod health;
 mod jwks;
+mod metrics;
 pub mod paths;
 pub mod serve;
 pub mod state;
@@ -60,6 +61,11 @@ pub fn router(state: AppState) -> Router {
         .route(paths::REVOKE, post(token::revoke))
         .route(paths::HEALTHZ, get(health::healthz))
         .route(paths::READYZ, get(health::readyz))
+        .route(paths::METRICS, get(metrics::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(SetResponseHeaderLayer::overriding(

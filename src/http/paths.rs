@@ -12,3 +12,4 @@ pub const LOGOUT: &str = "/logout";
 pub const STYLESHEET: &str = "/assets/ferrid.css";
 pub const HEALTHZ: &str = "/healthz";
 pub const READYZ: &str = "/readyz";
+pub const METRICS: &str = "/metrics";

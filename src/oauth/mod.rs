@@ -42,6 +42,7 @@ pub struct OAuth {
     pub passwords: Passwords,
     pub lifetimes: Lifetimes,
     pub throttle: std::sync::Arc<throttle::Throttle>,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl OAuth {

@@ -135,3 +135,95 @@ async fn failed_logins_are_throttled_per_user_and_address_and_released() {
     app.clock.advance(61);
     assert_eq!(login(USER, PASSWORD, "192.0.2.1").await.status(), 200);
 }
+
+/// A minimal check of the Prometheus text format (0.0.4): comments, or
+/// `name{label="value",…} number`. Returns the samples.
+fn parse_prometheus(text: &str) -> Vec<(String, f64)> {
+    let mut samples = Vec::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if let Some(rest) = line.strip_prefix("# ") {
+            assert!(
+                rest.starts_with("HELP ") || rest.starts_with("TYPE "),
+                "bad comment: {line}"
+            );
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value: {line}"));
+        let name_end = series.find('{').unwrap_or(series.len());
+        let name = &series[..name_end];
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad name: {line}"
+        );
+        if name_end < series.len() {
+            assert!(series.ends_with('}'), "bad labels: {line}");
+            for label in series[name_end + 1..series.len() - 1]
+                .split("\",")
+                .filter(|l| !l.is_empty())
+            {
+                let (k, v) = label
+                    .split_once("=\"")
+                    .unwrap_or_else(|| panic!("bad label: {line}"));
+                assert!(
+                    k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                    "bad label name: {line}"
+                );
+                assert!(
+                    !v.trim_end_matches('"').contains('"') || v.contains("\\\""),
+                    "bad label value: {line}"
+                );
+            }
+        }
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad number: {line}"));
+        samples.push((series.to_owned(), value));
+    }
+    samples
+}
+
+#[tokio::test]
+async fn metrics_parse_as_prometheus_text_and_count_logins() {
+    let app = TestApp::spawn().await;
+    app.login("openid").await;
+    let _ = app
+        .token(
+            &[
+                ("grant_type", "password"),
+                ("username", "ada"),
+                ("password", "wrong"),
+            ],
+            Some((crate::support::CLIENT, crate::support::CLIENT_SECRET)),
+        )
+        .await;
+    let res = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let samples = parse_prometheus(&res.text().await.unwrap());
+    let value = |series: &str| samples.iter().find(|(s, _)| s == series).map(|(_, v)| *v);
+    assert_eq!(value("ferrid_logins_total{outcome=\"success\"}"), Some(1.0));
+    assert_eq!(value("ferrid_logins_total{outcome=\"failure\"}"), Some(1.0));
+    assert_eq!(
+        value("ferrid_http_requests_total{route=\"/token\",method=\"POST\",status=\"200\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        value("ferrid_http_requests_total{route=\"/token\",method=\"POST\",status=\"400\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        value("ferrid_http_request_duration_seconds_count{route=\"/token\"}"),
+        Some(2.0)
+    );
+    assert_eq!(value("ferrid_password_hashing_queue"), Some(0.0));
+}

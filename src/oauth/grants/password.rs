@@ -16,6 +16,7 @@ use super::super::scope;
 use super::{Login, OAuth, OAuthError, TokenResponse};
 use std::net::IpAddr;
 
+use crate::metrics::Metrics;
 use crate::model::{Client, Secret, User};
 use crate::oauth::Params;
 use crate::password::{PasswordError, Verified};
@@ -72,6 +73,7 @@ impl OAuth {
         now: i64,
     ) -> Result<User, OAuthError> {
         if let Err(wait) = self.throttle.check(username, ip, now) {
+            Metrics::count(&self.metrics.logins_throttled);
             tracing::info!(
                 event = "login_throttled",
                 retry_after = wait,
@@ -94,12 +96,14 @@ impl OAuth {
             (Some(user), Verified::Match { rehash }) if !user.disabled => (user, rehash),
             _ => {
                 self.throttle.failed(username, ip, now);
+                Metrics::count(&self.metrics.logins_failed);
                 tracing::info!(event = "login_failed", "login refused");
                 tokio::time::sleep_until(started + FAILED_LOGIN_FLOOR).await;
                 return Err(OAuthError::InvalidGrant(BAD_CREDENTIALS));
             }
         };
         self.throttle.succeeded(username, ip);
+        Metrics::count(&self.metrics.logins_succeeded);
         tracing::info!(event = "login_succeeded", user_id = %user.id, "login");
         if rehash {
             self.upgrade_hash(&user.id, &user.password_hash, password, now)

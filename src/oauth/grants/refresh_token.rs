@@ -36,7 +36,7 @@ impl OAuth {
             self.store
                 .revoke_refresh_family(&record.family.id, now)
                 .await?;
-            log_reuse(&record.family, client);
+            log_reuse(self, &record.family, client);
             return Err(OAuthError::InvalidGrant(INVALID));
         }
         let family = &record.family;
@@ -75,7 +75,7 @@ impl OAuth {
             }
             // Another request rotated it between our read and our update.
             Rotation::Reused(family) => {
-                log_reuse(&family, client);
+                log_reuse(self, &family, client);
                 Err(OAuthError::InvalidGrant(INVALID))
             }
             Rotation::Refused => Err(OAuthError::InvalidGrant(INVALID)),
@@ -84,7 +84,8 @@ impl OAuth {
 }
 
 /// The security event of RFC 9700 §4.14.2, in a stable shape.
-fn log_reuse(family: &RefreshFamily, presented_by: &Client) {
+fn log_reuse(oauth: &OAuth, family: &RefreshFamily, presented_by: &Client) {
+    crate::metrics::Metrics::count(&oauth.metrics.refresh_token_reuse);
     tracing::warn!(
         event = "refresh_token_reuse",
         family_id = family.id,
