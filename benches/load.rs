@@ -1,0 +1,364 @@
+//! The load benchmark: `cargo bench --bench load`.
+//!
+//! Starts the release `ferrid` binary on a fresh SQLite database, provisions a user and
+//! clients, and drives every hot endpoint with a keep-alive HTTP/1.1 load generator running
+//! on the same machine. In the same run it measures this machine's ceilings — argon2id hashes/s
+//! and RS256 signatures/s (× cores, with the parameters and signer ferrid uses), a trivial
+//! route's requests/s with the same load generator, and `openssl speed rsa2048` — and prints
+//! each endpoint's ratio to its ceiling. Figures are only comparable within one run: machines
+//! are shared and noisy. `FERRID_BENCH_SECS` sets seconds per measurement (default 3).
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+type Http = Client<HttpConnector, Full<Bytes>>;
+
+const CONCURRENCY: usize = 64;
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ferrid(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrid"));
+    cmd.arg("--database-url")
+        .arg(format!("sqlite://{}", dir.join("ferrid.db").display()))
+        .arg("--keys-dir")
+        .arg(dir.join("keys"))
+        .env("RUST_LOG", "ferrid=warn");
+    cmd
+}
+
+fn cli(dir: &std::path::Path, args: &[&str], stdin: &str) -> String {
+    use std::io::Write;
+    let mut child = ferrid(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("ferrid runs");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn secret_of(json: &str) -> String {
+    serde_json::from_str::<Value>(json.trim()).unwrap()["client_secret"].as_str().unwrap().to_owned()
+}
+
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// What one measurement found.
+struct Run {
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    non_2xx: u64,
+}
+
+/// Runs `CONCURRENCY` workers for `secs`, each repeating `make()`'s request.
+async fn load<F>(http: &Http, secs: f64, make: F) -> Run
+where
+    F: Fn(usize, u64) -> Request<Full<Bytes>> + Send + Sync + 'static,
+{
+    let make = Arc::new(make);
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..CONCURRENCY {
+        let http = http.clone();
+        let make = make.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut bad = 0u64;
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                match http.request(make(worker, n)).await {
+                    Ok(res) => {
+                        let ok = res.status().is_success();
+                        let _ = res.into_body().collect().await;
+                        if !ok {
+                            bad += 1;
+                        }
+                    }
+                    Err(_) => bad += 1,
+                }
+                lat.push(t.elapsed().as_secs_f64());
+                n += 1;
+            }
+            (lat, bad)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut non_2xx = 0;
+    for t in tasks {
+        let (lat, bad) = t.await.unwrap();
+        all.extend(lat);
+        non_2xx += bad;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0.0) * 1000.0;
+    Run { rate: all.len() as f64 / elapsed, p50_ms: pct(0.50), p99_ms: pct(0.99), non_2xx }
+}
+
+fn get(base: &str, path: &str) -> Request<Full<Bytes>> {
+    Request::get(format!("{base}{path}")).body(Full::new(Bytes::new())).unwrap()
+}
+
+fn post_form(base: &str, path: &str, basic: Option<(&str, &str)>, form: &[(&str, &str)]) -> Request<Full<Bytes>> {
+    use base64::Engine;
+    let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+    let mut req = Request::post(format!("{base}{path}")).header("content-type", "application/x-www-form-urlencoded");
+    if let Some((id, secret)) = basic {
+        let creds = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+        req = req.header("authorization", format!("Basic {creds}"));
+    }
+    req.body(Full::new(Bytes::from(body))).unwrap()
+}
+
+/// Operations per second of `f` on one thread, for about `secs`.
+fn per_second(secs: f64, mut f: impl FnMut()) -> f64 {
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed().as_secs_f64() < secs {
+        f();
+        n += 1;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn openssl_sign_rate() -> Option<f64> {
+    let out = Command::new("openssl").args(["speed", "-seconds", "2", "rsa2048"]).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with("rsa 2048 bits") || l.starts_with("rsa  2048 bits"))?;
+    line.split_whitespace().nth(5)?.parse().ok()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let secs: f64 = std::env::var("FERRID_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
+    let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1) as f64;
+    println!("ferrid load benchmark: {cores} cores, {CONCURRENCY} concurrent keep-alive connections, {secs} s per endpoint\n");
+
+    // Ceilings, in this run.
+    let passwords = ferrid::password::Passwords::new(ferrid::password::HashParams::default(), 1, 0).unwrap();
+    let pw = ferrid::model::Secret::new("benchmark password");
+    let hash_rate = per_second(secs.min(2.0), || {
+        passwords.hash_blocking(&pw).unwrap();
+    }) * cores;
+    let keys_dir = tempfile::tempdir().unwrap();
+    let ring = ferrid::tokens::keys::load_or_generate(keys_dir.path()).unwrap();
+    let issuer = ferrid::tokens::TokenIssuer::new("http://bench".into(), ferrid::tokens::Keys::new(ring));
+    let claims = ferrid::tokens::AccessClaims {
+        iss: "http://bench".into(),
+        sub: "user".into(),
+        aud: ferrid::tokens::Audience::One("app".into()),
+        exp: 2_000_000_000,
+        iat: 1_700_000_000,
+        jti: "jti".into(),
+        client_id: "app".into(),
+        scope: "openid".into(),
+        auth_time: None,
+        sid: None,
+    };
+    let sign_rate_1 = per_second(secs.min(2.0), || {
+        issuer.sign_access(&claims).unwrap();
+    });
+    let sign_rate = sign_rate_1 * cores;
+    let openssl = openssl_sign_rate();
+
+    let http: Http = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(CONCURRENCY).build_http();
+    let trivial_addr = free_addr();
+    let trivial = tokio::net::TcpListener::bind(trivial_addr).await.unwrap();
+    let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+    tokio::spawn(async move { axum::serve(trivial, router).await.unwrap() });
+    let trivial_base = format!("http://{trivial_addr}");
+    let trivial_run = load(&http, secs, move |_, _| get(&trivial_base, "/")).await;
+    let trivial_rate = trivial_run.rate;
+
+    // ferrid, release build, fresh database.
+    let dir = tempfile::tempdir().unwrap();
+    let app_secret = secret_of(&cli(
+        dir.path(),
+        &["client", "add", "app", "--grant-type", "password", "--grant-type", "refresh_token", "--scope", "openid", "--scope", "profile", "--json"],
+        "",
+    ));
+    let svc_secret = secret_of(&cli(
+        dir.path(),
+        &["client", "add", "svc", "--grant-type", "client_credentials", "--scope", "items:read", "--json"],
+        "",
+    ));
+    cli(dir.path(), &["user", "add", "ada"], "benchmark password\n");
+    let addr = free_addr();
+    let child = ferrid(dir.path())
+        .args(["serve", "--bind", &addr.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ferrid serve starts");
+    let server = Server { child, base: format!("http://{addr}") };
+    let base = server.base.clone();
+    let start = Instant::now();
+    while http.request(get(&base, "/healthz")).await.is_err() {
+        assert!(start.elapsed() < Duration::from_secs(30), "ferrid did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = server.child.id();
+    let login = |http: Http, base: String, secret: String| async move {
+        let res = http
+            .request(post_form(&base, "/token", Some(("app", &secret)), &[("grant_type", "password"), ("username", "ada"), ("password", "benchmark password"), ("scope", "openid profile")]))
+            .await
+            .unwrap();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice::<Value>(&body).unwrap()
+    };
+    let first = login(http.clone(), base.clone(), app_secret.clone()).await;
+    let access = first["access_token"].as_str().unwrap().to_owned();
+
+    let mut rows: Vec<(&str, Run, &str, f64, f64)> = Vec::new();
+    let b = base.clone();
+    rows.push(("discovery", load(&http, secs, move |_, _| get(&b, "/.well-known/openid-configuration")).await, "trivial route", trivial_rate, 0.50));
+    let b = base.clone();
+    rows.push(("JWKS", load(&http, secs, move |_, _| get(&b, "/jwks.json")).await, "trivial route", trivial_rate, 0.50));
+    let (b, s) = (base.clone(), app_secret.clone());
+    rows.push((
+        "password grant",
+        load(&http, secs, move |_, _| post_form(&b, "/token", Some(("app", &s)), &[("grant_type", "password"), ("username", "ada"), ("password", "benchmark password")])).await,
+        "cores x argon2id",
+        hash_rate,
+        0.85,
+    ));
+    // Refresh: each worker keeps its own chain, so rotation never collides.
+    let mut chains = Vec::new();
+    for _ in 0..CONCURRENCY {
+        chains.push(std::sync::Mutex::new(login(http.clone(), base.clone(), app_secret.clone()).await["refresh_token"].as_str().unwrap().to_owned()));
+    }
+    let chains = Arc::new(chains);
+    let refresh_run = {
+        let deadline = Instant::now() + Duration::from_secs_f64(secs);
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for w in 0..CONCURRENCY {
+            let (http, b, s, chains) = (http.clone(), base.clone(), app_secret.clone(), chains.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut bad = 0u64;
+                while Instant::now() < deadline {
+                    let token = chains[w].lock().unwrap().clone();
+                    let t = Instant::now();
+                    let res = http.request(post_form(&b, "/token", Some(("app", &s)), &[("grant_type", "refresh_token"), ("refresh_token", &token)])).await.unwrap();
+                    let ok = res.status().is_success();
+                    let body = res.into_body().collect().await.unwrap().to_bytes();
+                    lat.push(t.elapsed().as_secs_f64());
+                    if ok {
+                        let v: Value = serde_json::from_slice(&body).unwrap();
+                        *chains[w].lock().unwrap() = v["refresh_token"].as_str().unwrap().to_owned();
+                    } else {
+                        bad += 1;
+                        break;
+                    }
+                }
+                (lat, bad)
+            }));
+        }
+        let mut all = Vec::new();
+        let mut non_2xx = 0;
+        for t in tasks {
+            let (lat, bad) = t.await.unwrap();
+            all.extend(lat);
+            non_2xx += bad;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        all.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0.0) * 1000.0;
+        Run { rate: all.len() as f64 / elapsed, p50_ms: pct(0.5), p99_ms: pct(0.99), non_2xx }
+    };
+    rows.push(("refresh grant", refresh_run, "cores x RS256 sign", sign_rate, 0.50));
+    let (b, s) = (base.clone(), svc_secret.clone());
+    rows.push((
+        "client_credentials",
+        load(&http, secs, move |_, _| post_form(&b, "/token", Some(("svc", &s)), &[("grant_type", "client_credentials")])).await,
+        "cores x RS256 sign",
+        sign_rate,
+        0.70,
+    ));
+    let (b, a) = (base.clone(), access.clone());
+    rows.push((
+        "userinfo",
+        load(&http, secs, move |_, _| {
+            Request::get(format!("{b}/userinfo")).header("authorization", format!("Bearer {a}")).body(Full::new(Bytes::new())).unwrap()
+        })
+        .await,
+        "trivial route",
+        trivial_rate,
+        0.25,
+    ));
+    let (b, s, a) = (base.clone(), app_secret.clone(), access.clone());
+    rows.push((
+        "introspection",
+        load(&http, secs, move |_, _| post_form(&b, "/introspect", Some(("app", &s)), &[("token", &a)])).await,
+        "trivial route",
+        trivial_rate,
+        0.25,
+    ));
+    let peak_rss = rss_kib(pid, "VmHWM:");
+
+    println!("| endpoint | req/s | p50 ms | p99 ms | non-2xx | ceiling | ceiling/s | ratio | target |");
+    println!("|---|---:|---:|---:|---:|---|---:|---:|---:|");
+    for (name, run, ceiling, ceiling_rate, target) in &rows {
+        let ratio = run.rate / ceiling_rate;
+        println!(
+            "| {name} | {:.0} | {:.2} | {:.2} | {} | {ceiling} | {:.0} | {:.2} | {} {:.2} |",
+            run.rate,
+            run.p50_ms,
+            run.p99_ms,
+            run.non_2xx,
+            ceiling_rate,
+            ratio,
+            if ratio >= *target { "≥" } else { "< MISSED" },
+            target
+        );
+    }
+    println!();
+    println!("ceilings: trivial route {trivial_rate:.0} req/s (p99 {:.2} ms); argon2id {:.1} hashes/s/core; RS256 sign {sign_rate_1:.0}/s/core with ferrid's signer", trivial_run.p99_ms, hash_rate / cores);
+    match openssl {
+        Some(o) => println!("openssl speed rsa2048: {o:.0} sign/s/core; ferrid's signer at {:.2} of it (target ≥ 0.80)", sign_rate_1 / o),
+        None => println!("openssl speed rsa2048: not available"),
+    }
+    println!("ferrid peak RSS: {:.1} MiB", peak_rss as f64 / 1024.0);
+}
