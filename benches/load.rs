@@ -8,6 +8,8 @@
 //! each endpoint's ratio to its ceiling. Figures are only comparable within one run: machines
 //! are shared and noisy. `FERRID_BENCH_SECS` sets seconds per measurement (default 3).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -55,18 +57,29 @@ fn cli(dir: &std::path::Path, args: &[&str], stdin: &str) -> String {
         .stdout(Stdio::piped())
         .spawn()
         .expect("ferrid runs");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     String::from_utf8(out.stdout).unwrap()
 }
 
 fn secret_of(json: &str) -> String {
-    serde_json::from_str::<Value>(json.trim()).unwrap()["client_secret"].as_str().unwrap().to_owned()
+    serde_json::from_str::<Value>(json.trim()).unwrap()["client_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 fn rss_kib(pid: u32, field: &str) -> u64 {
@@ -132,18 +145,38 @@ where
     }
     let elapsed = start.elapsed().as_secs_f64();
     all.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0.0) * 1000.0;
-    Run { rate: all.len() as f64 / elapsed, p50_ms: pct(0.50), p99_ms: pct(0.99), non_2xx }
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+            * 1000.0
+    };
+    Run {
+        rate: all.len() as f64 / elapsed,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        non_2xx,
+    }
 }
 
 fn get(base: &str, path: &str) -> Request<Full<Bytes>> {
-    Request::get(format!("{base}{path}")).body(Full::new(Bytes::new())).unwrap()
+    Request::get(format!("{base}{path}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap()
 }
 
-fn post_form(base: &str, path: &str, basic: Option<(&str, &str)>, form: &[(&str, &str)]) -> Request<Full<Bytes>> {
+fn post_form(
+    base: &str,
+    path: &str,
+    basic: Option<(&str, &str)>,
+    form: &[(&str, &str)],
+) -> Request<Full<Bytes>> {
     use base64::Engine;
-    let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
-    let mut req = Request::post(format!("{base}{path}")).header("content-type", "application/x-www-form-urlencoded");
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    let mut req = Request::post(format!("{base}{path}"))
+        .header("content-type", "application/x-www-form-urlencoded");
     if let Some((id, secret)) = basic {
         let creds = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
         req = req.header("authorization", format!("Basic {creds}"));
@@ -163,27 +196,41 @@ fn per_second(secs: f64, mut f: impl FnMut()) -> f64 {
 }
 
 fn openssl_sign_rate() -> Option<f64> {
-    let out = Command::new("openssl").args(["speed", "-seconds", "2", "rsa2048"]).output().ok()?;
+    let out = Command::new("openssl")
+        .args(["speed", "-seconds", "2", "rsa2048"])
+        .output()
+        .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| l.starts_with("rsa 2048 bits") || l.starts_with("rsa  2048 bits"))?;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("rsa 2048 bits") || l.starts_with("rsa  2048 bits"))?;
     line.split_whitespace().nth(5)?.parse().ok()
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let secs: f64 = std::env::var("FERRID_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
-    let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1) as f64;
-    println!("ferrid load benchmark: {cores} cores, {CONCURRENCY} concurrent keep-alive connections, {secs} s per endpoint\n");
+    let secs: f64 = std::env::var("FERRID_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0);
+    let cores = std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1) as f64;
+    println!(
+        "ferrid load benchmark: {cores} cores, {CONCURRENCY} concurrent keep-alive connections, {secs} s per endpoint\n"
+    );
 
     // Ceilings, in this run.
-    let passwords = ferrid::password::Passwords::new(ferrid::password::HashParams::default(), 1, 0).unwrap();
+    let passwords =
+        ferrid::password::Passwords::new(ferrid::password::HashParams::default(), 1, 0).unwrap();
     let pw = ferrid::model::Secret::new("benchmark password");
     let hash_rate = per_second(secs.min(2.0), || {
         passwords.hash_blocking(&pw).unwrap();
     }) * cores;
     let keys_dir = tempfile::tempdir().unwrap();
     let ring = ferrid::tokens::keys::load_or_generate(keys_dir.path()).unwrap();
-    let issuer = ferrid::tokens::TokenIssuer::new("http://bench".into(), ferrid::tokens::Keys::new(ring));
+    let issuer =
+        ferrid::tokens::TokenIssuer::new("http://bench".into(), ferrid::tokens::Keys::new(ring));
     let claims = ferrid::tokens::AccessClaims {
         iss: "http://bench".into(),
         sub: "user".into(),
@@ -202,7 +249,9 @@ async fn main() {
     let sign_rate = sign_rate_1 * cores;
     let openssl = openssl_sign_rate();
 
-    let http: Http = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(CONCURRENCY).build_http();
+    let http: Http = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build_http();
     let trivial_addr = free_addr();
     let trivial = tokio::net::TcpListener::bind(trivial_addr).await.unwrap();
     let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
@@ -215,12 +264,34 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let app_secret = secret_of(&cli(
         dir.path(),
-        &["client", "add", "app", "--grant-type", "password", "--grant-type", "refresh_token", "--scope", "openid", "--scope", "profile", "--json"],
+        &[
+            "client",
+            "add",
+            "app",
+            "--grant-type",
+            "password",
+            "--grant-type",
+            "refresh_token",
+            "--scope",
+            "openid",
+            "--scope",
+            "profile",
+            "--json",
+        ],
         "",
     ));
     let svc_secret = secret_of(&cli(
         dir.path(),
-        &["client", "add", "svc", "--grant-type", "client_credentials", "--scope", "items:read", "--json"],
+        &[
+            "client",
+            "add",
+            "svc",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "items:read",
+            "--json",
+        ],
         "",
     ));
     cli(dir.path(), &["user", "add", "ada"], "benchmark password\n");
@@ -231,17 +302,33 @@ async fn main() {
         .stderr(Stdio::null())
         .spawn()
         .expect("ferrid serve starts");
-    let server = Server { child, base: format!("http://{addr}") };
+    let server = Server {
+        child,
+        base: format!("http://{addr}"),
+    };
     let base = server.base.clone();
     let start = Instant::now();
     while http.request(get(&base, "/healthz")).await.is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "ferrid did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "ferrid did not start"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let pid = server.child.id();
     let login = |http: Http, base: String, secret: String| async move {
         let res = http
-            .request(post_form(&base, "/token", Some(("app", &secret)), &[("grant_type", "password"), ("username", "ada"), ("password", "benchmark password"), ("scope", "openid profile")]))
+            .request(post_form(
+                &base,
+                "/token",
+                Some(("app", &secret)),
+                &[
+                    ("grant_type", "password"),
+                    ("username", "ada"),
+                    ("password", "benchmark password"),
+                    ("scope", "openid profile"),
+                ],
+            ))
             .await
             .unwrap();
         let body = res.into_body().collect().await.unwrap().to_bytes();
@@ -252,13 +339,40 @@ async fn main() {
 
     let mut rows: Vec<(&str, Run, &str, f64, f64)> = Vec::new();
     let b = base.clone();
-    rows.push(("discovery", load(&http, secs, move |_, _| get(&b, "/.well-known/openid-configuration")).await, "trivial route", trivial_rate, 0.50));
+    rows.push((
+        "discovery",
+        load(&http, secs, move |_, _| {
+            get(&b, "/.well-known/openid-configuration")
+        })
+        .await,
+        "trivial route",
+        trivial_rate,
+        0.50,
+    ));
     let b = base.clone();
-    rows.push(("JWKS", load(&http, secs, move |_, _| get(&b, "/jwks.json")).await, "trivial route", trivial_rate, 0.50));
+    rows.push((
+        "JWKS",
+        load(&http, secs, move |_, _| get(&b, "/jwks.json")).await,
+        "trivial route",
+        trivial_rate,
+        0.50,
+    ));
     let (b, s) = (base.clone(), app_secret.clone());
     rows.push((
         "password grant",
-        load(&http, secs, move |_, _| post_form(&b, "/token", Some(("app", &s)), &[("grant_type", "password"), ("username", "ada"), ("password", "benchmark password")])).await,
+        load(&http, secs, move |_, _| {
+            post_form(
+                &b,
+                "/token",
+                Some(("app", &s)),
+                &[
+                    ("grant_type", "password"),
+                    ("username", "ada"),
+                    ("password", "benchmark password"),
+                ],
+            )
+        })
+        .await,
         "cores x argon2id",
         hash_rate,
         0.85,
@@ -266,7 +380,12 @@ async fn main() {
     // Refresh: each worker keeps its own chain, so rotation never collides.
     let mut chains = Vec::new();
     for _ in 0..CONCURRENCY {
-        chains.push(std::sync::Mutex::new(login(http.clone(), base.clone(), app_secret.clone()).await["refresh_token"].as_str().unwrap().to_owned()));
+        chains.push(std::sync::Mutex::new(
+            login(http.clone(), base.clone(), app_secret.clone()).await["refresh_token"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        ));
     }
     let chains = Arc::new(chains);
     let refresh_run = {
@@ -274,20 +393,34 @@ async fn main() {
         let started = Instant::now();
         let mut tasks = Vec::new();
         for w in 0..CONCURRENCY {
-            let (http, b, s, chains) = (http.clone(), base.clone(), app_secret.clone(), chains.clone());
+            let (http, b, s, chains) = (
+                http.clone(),
+                base.clone(),
+                app_secret.clone(),
+                chains.clone(),
+            );
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::new();
                 let mut bad = 0u64;
                 while Instant::now() < deadline {
                     let token = chains[w].lock().unwrap().clone();
                     let t = Instant::now();
-                    let res = http.request(post_form(&b, "/token", Some(("app", &s)), &[("grant_type", "refresh_token"), ("refresh_token", &token)])).await.unwrap();
+                    let res = http
+                        .request(post_form(
+                            &b,
+                            "/token",
+                            Some(("app", &s)),
+                            &[("grant_type", "refresh_token"), ("refresh_token", &token)],
+                        ))
+                        .await
+                        .unwrap();
                     let ok = res.status().is_success();
                     let body = res.into_body().collect().await.unwrap().to_bytes();
                     lat.push(t.elapsed().as_secs_f64());
                     if ok {
                         let v: Value = serde_json::from_slice(&body).unwrap();
-                        *chains[w].lock().unwrap() = v["refresh_token"].as_str().unwrap().to_owned();
+                        *chains[w].lock().unwrap() =
+                            v["refresh_token"].as_str().unwrap().to_owned();
                     } else {
                         bad += 1;
                         break;
@@ -305,14 +438,38 @@ async fn main() {
         }
         let elapsed = started.elapsed().as_secs_f64();
         all.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0.0) * 1000.0;
-        Run { rate: all.len() as f64 / elapsed, p50_ms: pct(0.5), p99_ms: pct(0.99), non_2xx }
+        let pct = |p: f64| {
+            all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(0.0)
+                * 1000.0
+        };
+        Run {
+            rate: all.len() as f64 / elapsed,
+            p50_ms: pct(0.5),
+            p99_ms: pct(0.99),
+            non_2xx,
+        }
     };
-    rows.push(("refresh grant", refresh_run, "cores x RS256 sign", sign_rate, 0.50));
+    rows.push((
+        "refresh grant",
+        refresh_run,
+        "cores x RS256 sign",
+        sign_rate,
+        0.50,
+    ));
     let (b, s) = (base.clone(), svc_secret.clone());
     rows.push((
         "client_credentials",
-        load(&http, secs, move |_, _| post_form(&b, "/token", Some(("svc", &s)), &[("grant_type", "client_credentials")])).await,
+        load(&http, secs, move |_, _| {
+            post_form(
+                &b,
+                "/token",
+                Some(("svc", &s)),
+                &[("grant_type", "client_credentials")],
+            )
+        })
+        .await,
         "cores x RS256 sign",
         sign_rate,
         0.70,
@@ -321,7 +478,10 @@ async fn main() {
     rows.push((
         "userinfo",
         load(&http, secs, move |_, _| {
-            Request::get(format!("{b}/userinfo")).header("authorization", format!("Bearer {a}")).body(Full::new(Bytes::new())).unwrap()
+            Request::get(format!("{b}/userinfo"))
+                .header("authorization", format!("Bearer {a}"))
+                .body(Full::new(Bytes::new()))
+                .unwrap()
         })
         .await,
         "trivial route",
@@ -331,14 +491,19 @@ async fn main() {
     let (b, s, a) = (base.clone(), app_secret.clone(), access.clone());
     rows.push((
         "introspection",
-        load(&http, secs, move |_, _| post_form(&b, "/introspect", Some(("app", &s)), &[("token", &a)])).await,
+        load(&http, secs, move |_, _| {
+            post_form(&b, "/introspect", Some(("app", &s)), &[("token", &a)])
+        })
+        .await,
         "trivial route",
         trivial_rate,
         0.25,
     ));
     let peak_rss = rss_kib(pid, "VmHWM:");
 
-    println!("| endpoint | req/s | p50 ms | p99 ms | non-2xx | ceiling | ceiling/s | ratio | target |");
+    println!(
+        "| endpoint | req/s | p50 ms | p99 ms | non-2xx | ceiling | ceiling/s | ratio | target |"
+    );
     println!("|---|---:|---:|---:|---:|---|---:|---:|---:|");
     for (name, run, ceiling, ceiling_rate, target) in &rows {
         let ratio = run.rate / ceiling_rate;
@@ -355,9 +520,16 @@ async fn main() {
         );
     }
     println!();
-    println!("ceilings: trivial route {trivial_rate:.0} req/s (p99 {:.2} ms); argon2id {:.1} hashes/s/core; RS256 sign {sign_rate_1:.0}/s/core with ferrid's signer", trivial_run.p99_ms, hash_rate / cores);
+    println!(
+        "ceilings: trivial route {trivial_rate:.0} req/s (p99 {:.2} ms); argon2id {:.1} hashes/s/core; RS256 sign {sign_rate_1:.0}/s/core with ferrid's signer",
+        trivial_run.p99_ms,
+        hash_rate / cores
+    );
     match openssl {
-        Some(o) => println!("openssl speed rsa2048: {o:.0} sign/s/core; ferrid's signer at {:.2} of it (target ≥ 0.80)", sign_rate_1 / o),
+        Some(o) => println!(
+            "openssl speed rsa2048: {o:.0} sign/s/core; ferrid's signer at {:.2} of it (target ≥ 0.80)",
+            sign_rate_1 / o
+        ),
         None => println!("openssl speed rsa2048: not available"),
     }
     println!("ferrid peak RSS: {:.1} MiB", peak_rss as f64 / 1024.0);

@@ -2,8 +2,7 @@
 //! imported from FastAPI/passlib apps (they are replaced by argon2id on the next login).
 //!
 //! Hashing is slow on purpose (tens of milliseconds), so it never runs on the async workers:
-//! [`Passwords`] runs it on tokio's blocking pool, at most one job per core at a time, behind a
-//! bounded queue. When the queue is full the caller gets [`PasswordError::Busy`] at once and
+//! [`Passwords`] runs it on threads of its own, one per core, behind a bounded queue. When the queue is full the caller gets [`PasswordError::Busy`] at once and
 //! answers 503 + Retry-After, instead of letting a login storm queue without limit.
 
 use std::sync::Arc;
@@ -66,7 +65,7 @@ pub enum Verified {
     Mismatch,
 }
 
-/// Hashes and verifies passwords on the blocking pool with bounded concurrency.
+/// Hashes and verifies passwords on its own threads with bounded concurrency.
 #[derive(Clone)]
 pub struct Passwords {
     inner: Arc<Inner>,
@@ -83,6 +82,34 @@ struct Inner {
     /// Jobs running or waiting; when none is left, the request is refused with `Busy`.
     admitted: Arc<Semaphore>,
     capacity: usize,
+    /// The hashing threads' queue. Their own threads, one per worker, rather than tokio's
+    /// blocking pool: argon2 needs 19 MiB a hash, and a few long-lived threads keep that
+    /// memory in a few allocator arenas instead of one per passing pool thread.
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Starts `n` hashing threads fed by one queue; they end when the sender is dropped.
+fn hashing_threads(n: usize) -> Result<std::sync::mpsc::Sender<Job>, PasswordError> {
+    let (tx, rx) = std::sync::mpsc::channel::<Job>();
+    let rx = Arc::new(std::sync::Mutex::new(rx));
+    for i in 0..n {
+        let rx = rx.clone();
+        std::thread::Builder::new()
+            .name(format!("ferrid-hash-{i}"))
+            .spawn(move || {
+                loop {
+                    let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    match next {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                }
+            })
+            .map_err(|e| PasswordError::Internal(format!("cannot start a hashing thread: {e}")))?;
+    }
+    Ok(tx)
 }
 
 impl Passwords {
@@ -101,6 +128,7 @@ impl Passwords {
                 running: Arc::new(Semaphore::new(workers)),
                 admitted: Arc::new(Semaphore::new(workers + queue)),
                 capacity: workers + queue,
+                jobs: hashing_threads(workers)?,
             }),
         })
     }
@@ -162,7 +190,7 @@ impl Passwords {
             || param("p") != Some(current.parallelism)
     }
 
-    /// [`Passwords::verify_blocking`] on the blocking pool, behind the bounded queue.
+    /// [`Passwords::verify_blocking`] on a hashing thread, behind the bounded queue.
     pub async fn verify(
         &self,
         stored: Option<Secret>,
@@ -173,7 +201,7 @@ impl Passwords {
             .await
     }
 
-    /// [`Passwords::hash_blocking`] on the blocking pool, behind the bounded queue.
+    /// [`Passwords::hash_blocking`] on a hashing thread, behind the bounded queue.
     pub async fn hash(&self, password: Secret) -> Result<Secret, PasswordError> {
         let this = self.clone();
         self.run(move || this.hash_blocking(&password)).await
@@ -197,15 +225,21 @@ impl Passwords {
             .await
             .map_err(|e| PasswordError::Internal(e.to_string()))?;
         let span = tracing::Span::current();
+        let (reply, answer) = tokio::sync::oneshot::channel();
         // The permits move into the job: when the request is dropped (client gone, timeout)
         // while the hash runs, its core stays taken until the hash is done, so cancelled
         // logins cannot pile up more hashing than there are cores.
-        tokio::task::spawn_blocking(move || {
+        let task: Job = Box::new(move || {
             let _permits = (admitted, running);
-            span.in_scope(job)
-        })
-        .await
-        .map_err(|e| PasswordError::Internal(e.to_string()))?
+            let _ = reply.send(span.in_scope(job));
+        });
+        self.inner
+            .jobs
+            .send(task)
+            .map_err(|_| PasswordError::Internal("the hashing threads are gone".into()))?;
+        answer
+            .await
+            .map_err(|_| PasswordError::Internal("a hashing job was lost".into()))?
     }
 }
 

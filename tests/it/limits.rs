@@ -54,7 +54,9 @@ async fn a_client_that_sends_its_headers_slowly_is_cut_off() {
     let mut idle = TcpStream::connect(&addr).await.unwrap();
     closed_after(&mut idle, Duration::from_secs(5)).await;
     let mut kept = TcpStream::connect(&addr).await.unwrap();
-    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: ferrid\r\n\r\n").await.unwrap();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: ferrid\r\n\r\n")
+        .await
+        .unwrap();
     let mut first = [0u8; 12];
     kept.read_exact(&mut first).await.unwrap();
     assert_eq!(&first, b"HTTP/1.1 200");

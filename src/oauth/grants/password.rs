@@ -6,7 +6,7 @@
 //! - only clients registered for `password` may use it (`unauthorized_client` otherwise);
 //! - wrong password, unknown user and disabled user get one identical answer, after the same
 //!   work (an unknown user is checked against a dummy hash);
-//! - hashing runs on the blocking pool behind a bounded queue, answered 503 when full;
+//! - hashing runs on dedicated threads behind a bounded queue, answered 503 when full;
 //! - a failed login is answered no sooner than [`FAILED_LOGIN_FLOOR`] after it arrived. The
 //!   dummy hash only costs what a current argon2id hash costs; users whose stored hash is
 //!   slower (bcrypt imports, argon2id with older parameters, until their next login) would
