@@ -136,20 +136,25 @@ where
             (lat, bad)
         }));
     }
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    summarize(results, start.elapsed().as_secs_f64())
+}
+
+/// Throughput, latency percentiles and failures of the workers' `(latencies, failures)`.
+fn summarize(results: Vec<(Vec<f64>, u64)>, elapsed: f64) -> Run {
     let mut all = Vec::new();
     let mut non_2xx = 0;
-    for t in tasks {
-        let (lat, bad) = t.await.unwrap();
+    for (lat, bad) in results {
         all.extend(lat);
         non_2xx += bad;
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    all.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    all.sort_by(|a, b| a.total_cmp(b));
     let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0.0)
-            * 1000.0
+        let i = ((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1));
+        all.get(i).copied().unwrap_or(0.0) * 1000.0
     };
     Run {
         rate: all.len() as f64 / elapsed,
@@ -429,27 +434,11 @@ async fn main() {
                 (lat, bad)
             }));
         }
-        let mut all = Vec::new();
-        let mut non_2xx = 0;
+        let mut results = Vec::new();
         for t in tasks {
-            let (lat, bad) = t.await.unwrap();
-            all.extend(lat);
-            non_2xx += bad;
+            results.push(t.await.unwrap());
         }
-        let elapsed = started.elapsed().as_secs_f64();
-        all.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        let pct = |p: f64| {
-            all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-                .copied()
-                .unwrap_or(0.0)
-                * 1000.0
-        };
-        Run {
-            rate: all.len() as f64 / elapsed,
-            p50_ms: pct(0.5),
-            p99_ms: pct(0.99),
-            non_2xx,
-        }
+        summarize(results, started.elapsed().as_secs_f64())
     };
     rows.push((
         "refresh grant",

@@ -7,7 +7,6 @@ pub mod claims;
 pub mod keys;
 pub mod opaque;
 
-use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 
 use jsonwebtoken::{Algorithm, Header, Validation};
@@ -110,47 +109,41 @@ impl TokenIssuer {
     /// The `(aud, sub)` of an ID token this issuer signed — an expired one too, as OIDC
     /// RP-Initiated Logout 1.0 §2 allows for `id_token_hint`.
     pub fn id_token_hint(&self, token: &str) -> Result<(String, String), TokenError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
-        if header.alg != Algorithm::RS256 {
-            return Err(TokenError::WrongAlgorithm);
-        }
-        if header
-            .typ
-            .as_deref()
-            .is_some_and(|t| t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP))
-        {
-            return Err(TokenError::WrongType);
-        }
-        let ring = self.keys.current();
-        let key = header
-            .kid
-            .as_deref()
-            .and_then(|kid| ring.decoding_key(kid))
-            .ok_or(TokenError::UnknownKey)?;
-        let mut validation = Validation::new(Algorithm::RS256);
-        validation.set_issuer(&[&self.issuer]);
-        validation.validate_exp = false;
-        validation.validate_aud = false;
-        validation.required_spec_claims = HashSet::from(["iss", "sub", "aud"].map(str::to_owned));
-        jsonwebtoken::decode::<IdClaims>(token, key, &validation)
-            .map(|data| (data.claims.aud, data.claims.sub))
-            .map_err(|_| TokenError::Invalid)
+        self.decode::<IdClaims>(token, &["iss", "sub", "aud"], |typ| {
+            !typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)
+        })
+        .map(|claims| (claims.aud, claims.sub))
     }
 
     /// Verifies an access token of this issuer: RS256 only (no `none`, no HMAC keyed with a
     /// public key: RFC 8725 §3.1), `typ` at+jwt (RFC 9068 §4), a `kid` in the JWKS, our `iss`,
     /// and `exp` after `now`.
     pub fn verify_access(&self, token: &str, now: i64) -> Result<AccessClaims, TokenError> {
+        let claims =
+            self.decode::<AccessClaims>(token, &["exp", "iat", "iss", "sub", "aud"], |typ| {
+                typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)
+                    || typ.eq_ignore_ascii_case("application/at+jwt")
+            })?;
+        if claims.exp <= now {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+
+    /// Decodes a JWT of this issuer: RS256 with a `kid` of the key ring, a `typ` that
+    /// `typ_ok` accepts (an absent `typ` is the empty string), our `iss`, the `required`
+    /// claims. `exp` is left to the caller (time is a parameter here).
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        required: &[&str],
+        typ_ok: impl Fn(&str) -> bool,
+    ) -> Result<T, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if header.alg != Algorithm::RS256 {
             return Err(TokenError::WrongAlgorithm);
         }
-        let typ = header
-            .typ
-            .as_deref()
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        if typ != ACCESS_TOKEN_TYP && typ != "application/at+jwt" {
+        if !typ_ok(header.typ.as_deref().unwrap_or_default()) {
             return Err(TokenError::WrongType);
         }
         let ring = self.keys.current();
@@ -164,14 +157,10 @@ impl TokenIssuer {
         validation.validate_exp = false;
         validation.validate_aud = false;
         validation.leeway = 0;
-        validation.required_spec_claims =
-            HashSet::from(["exp", "iat", "iss", "sub", "aud"].map(str::to_owned));
-        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &validation)
-            .map_err(|_| TokenError::Invalid)?;
-        if data.claims.exp <= now {
-            return Err(TokenError::Expired);
-        }
-        Ok(data.claims)
+        validation.required_spec_claims = required.iter().map(|c| (*c).to_owned()).collect();
+        jsonwebtoken::decode::<T>(token, key, &validation)
+            .map(|data| data.claims)
+            .map_err(|_| TokenError::Invalid)
     }
 }
 
