@@ -522,4 +522,90 @@ async fn main() {
         None => println!("openssl speed rsa2048: not available"),
     }
     println!("ferrid peak RSS: {:.1} MiB", peak_rss as f64 / 1024.0);
+
+    // A login storm: password grants offered at 4× the hashing capacity (open loop: a new
+    // request every interval, whatever the answers), while JWKS and userinfo are probed.
+    let offered = 4.0 * hash_rate;
+    let interval = Duration::from_secs_f64(1.0 / offered);
+    let storm_end = Instant::now() + Duration::from_secs_f64(secs);
+    let mut storm = Vec::new();
+    let (b, s) = (base.clone(), app_secret.clone());
+    let mut next = Instant::now();
+    let probes = {
+        let (http, b, a) = (http.clone(), base.clone(), access.clone());
+        tokio::spawn(async move {
+            let mut jwks = Vec::new();
+            let mut userinfo = Vec::new();
+            while Instant::now() < storm_end {
+                let t = Instant::now();
+                let _ = http
+                    .request(get(&b, "/jwks.json"))
+                    .await
+                    .map(|r| r.into_body());
+                jwks.push(t.elapsed().as_secs_f64());
+                let t = Instant::now();
+                let req = Request::get(format!("{b}/userinfo"))
+                    .header("authorization", format!("Bearer {a}"))
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+                let _ = http.request(req).await.map(|r| r.into_body());
+                userinfo.push(t.elapsed().as_secs_f64());
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            (
+                summarize(vec![(jwks, 0)], 1.0),
+                summarize(vec![(userinfo, 0)], 1.0),
+            )
+        })
+    };
+    while Instant::now() < storm_end {
+        let (http, req) = (
+            http.clone(),
+            post_form(
+                &b,
+                "/token",
+                Some(("app", &s)),
+                &[
+                    ("grant_type", "password"),
+                    ("username", "ada"),
+                    ("password", "benchmark password"),
+                ],
+            ),
+        );
+        storm.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let status = http
+                .request(req)
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0);
+            (status, t.elapsed().as_secs_f64())
+        }));
+        next += interval;
+        tokio::time::sleep_until(next.into()).await;
+    }
+    let (jwks_probe, userinfo_probe) = probes.await.unwrap();
+    let mut ok = 0;
+    let mut busy = Vec::new();
+    let mut other = 0;
+    for t in storm {
+        match t.await.unwrap() {
+            (200, _) => ok += 1,
+            (503, took) => busy.push(took),
+            _ => other += 1,
+        }
+    }
+    busy.sort_by(|a, b| a.total_cmp(b));
+    let busy_max = busy.last().copied().unwrap_or(0.0);
+    println!();
+    println!(
+        "login storm at 4× capacity ({offered:.0} logins/s offered for {secs} s): {ok} served, {} answered 503 \
+         (slowest 503 after {:.0} ms), {other} other; during it JWKS p99 {:.2} ms, userinfo p99 {:.2} ms \
+         (targets < 10 ms); peak RSS {:.1} MiB (target < 150 MiB)",
+        busy.len(),
+        busy_max * 1000.0,
+        jwks_probe.p99_ms,
+        userinfo_probe.p99_ms,
+        rss_kib(pid, "VmHWM:") as f64 / 1024.0
+    );
 }
