@@ -184,8 +184,11 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-fn passwords() -> anyhow::Result<Passwords> {
-    Ok(Passwords::new(HashParams::default(), available_cores(), 0)?)
+/// The hasher, built off the async workers (it computes its dummy hash).
+async fn passwords() -> anyhow::Result<Passwords> {
+    let built =
+        tokio::task::spawn_blocking(|| Passwords::new(HashParams::default(), available_cores(), 0));
+    Ok(built.await??)
 }
 
 fn scopes_from_flags(flags: &[String]) -> anyhow::Result<ScopeSet> {
@@ -193,7 +196,12 @@ fn scopes_from_flags(flags: &[String]) -> anyhow::Result<ScopeSet> {
 }
 
 /// Reads a password (or secret) from stdin: the first line, without echo on a terminal.
-fn read_secret_line(prompt: &str) -> anyhow::Result<Secret> {
+/// Terminal and stdin reads block, so they run off the async workers.
+async fn read_secret_line(prompt: String) -> anyhow::Result<Secret> {
+    tokio::task::spawn_blocking(move || read_secret_line_blocking(&prompt)).await?
+}
+
+fn read_secret_line_blocking(prompt: &str) -> anyhow::Result<Secret> {
     let stdin = std::io::stdin();
     let line = if stdin.is_terminal() {
         rpassword::prompt_password(prompt).context("cannot read from the terminal")?
@@ -208,8 +216,8 @@ fn read_secret_line(prompt: &str) -> anyhow::Result<Secret> {
     Ok(Secret::new(line))
 }
 
-fn read_new_password(username: &str) -> anyhow::Result<Secret> {
-    let password = read_secret_line(&format!("Password for {username}: "))?;
+async fn read_new_password(username: &str) -> anyhow::Result<Secret> {
+    let password = read_secret_line(format!("Password for {username}: ")).await?;
     let chars = password.expose().chars().count();
     if chars < MIN_PASSWORD_CHARS {
         bail!(
@@ -244,8 +252,8 @@ async fn user_command(cmd: UserCommand, store: &Store, now: i64) -> anyhow::Resu
         } => {
             validate_username(&username)?;
             let scopes = scopes_from_flags(&scopes)?;
-            let password = read_new_password(&username)?;
-            let hash = passwords()?.hash(password).await?;
+            let password = read_new_password(&username).await?;
+            let hash = passwords().await?.hash(password).await?;
             let new = NewUser {
                 username,
                 password_hash: hash,
@@ -270,8 +278,8 @@ async fn user_command(cmd: UserCommand, store: &Store, now: i64) -> anyhow::Resu
             if store.user_by_username(&username).await?.is_none() {
                 return Err(missing(&username));
             }
-            let password = read_new_password(&username)?;
-            let hash = passwords()?.hash(password).await?;
+            let password = read_new_password(&username).await?;
+            let hash = passwords().await?.hash(password).await?;
             if !store.set_password_hash(&username, &hash, now).await? {
                 return Err(missing(&username));
             }
@@ -447,7 +455,7 @@ async fn client_command(cmd: ClientCommand, store: &Store) -> anyhow::Result<()>
             let secret = match (public, secret_stdin) {
                 (true, _) => None,
                 (false, true) => {
-                    let s = read_secret_line("Client secret: ")?;
+                    let s = read_secret_line("Client secret: ".into()).await?;
                     if s.expose().chars().count() < MIN_CLIENT_SECRET_CHARS {
                         bail!(
                             "a client secret must have at least {MIN_CLIENT_SECRET_CHARS} characters \

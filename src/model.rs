@@ -83,12 +83,6 @@ impl ScopeSet {
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(String::as_str)
     }
-    pub fn is_subset(&self, other: &ScopeSet) -> bool {
-        self.0.is_subset(&other.0)
-    }
-    pub fn insert(&mut self, scope: &str) {
-        self.0.insert(scope.to_owned());
-    }
     pub fn remove(&mut self, scope: &str) {
         self.0.remove(scope);
     }

@@ -10,7 +10,6 @@
 //! Every request carries `ConnectInfo<SocketAddr>` (the peer address).
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,11 +101,4 @@ pub async fn serve(
             tracing::warn!("requests still running after the grace period; stopping anyway");
         }
     }
-}
-
-/// The peer address of a request, when it came through [`serve`].
-pub fn peer(req: &Request<Body>) -> Option<SocketAddr> {
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0)
 }

@@ -50,7 +50,7 @@ pub enum Rotation {
 }
 
 #[derive(FromRow)]
-struct Row {
+struct FamilyRow {
     id: String,
     client_id: String,
     user_id: String,
@@ -59,6 +59,31 @@ struct Row {
     created_at: i64,
     expires_at: i64,
     revoked_at: Option<i64>,
+}
+
+impl TryFrom<FamilyRow> for RefreshFamily {
+    type Error = StoreError;
+    fn try_from(r: FamilyRow) -> Result<Self, StoreError> {
+        Ok(RefreshFamily {
+            scopes: ScopeSet::parse(&r.scopes).map_err(|e| {
+                StoreError::Corrupt(format!("scopes of refresh family {}: {e}", r.id))
+            })?,
+            id: r.id,
+            client_id: r.client_id,
+            user_id: r.user_id,
+            auth_time: r.auth_time,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+        })
+    }
+}
+
+/// A token row with its family's columns.
+#[derive(FromRow)]
+struct Row {
+    #[sqlx(flatten)]
+    family: FamilyRow,
     issued_at: i64,
     used_at: Option<i64>,
 }
@@ -67,18 +92,7 @@ impl TryFrom<Row> for RefreshRecord {
     type Error = StoreError;
     fn try_from(r: Row) -> Result<Self, StoreError> {
         Ok(RefreshRecord {
-            family: RefreshFamily {
-                scopes: ScopeSet::parse(&r.scopes).map_err(|e| {
-                    StoreError::Corrupt(format!("scopes of refresh family {}: {e}", r.id))
-                })?,
-                id: r.id,
-                client_id: r.client_id,
-                user_id: r.user_id,
-                auth_time: r.auth_time,
-                created_at: r.created_at,
-                expires_at: r.expires_at,
-                revoked_at: r.revoked_at,
-            },
+            family: r.family.try_into()?,
             issued_at: r.issued_at,
             used_at: r.used_at,
         })
@@ -176,39 +190,16 @@ impl Store {
 
     /// Every live family (copying between databases).
     pub async fn live_refresh_families(&self, now: i64) -> Result<Vec<RefreshFamily>, StoreError> {
-        #[derive(FromRow)]
-        struct FamilyRow {
-            id: String,
-            client_id: String,
-            user_id: String,
-            scopes: String,
-            auth_time: i64,
-            created_at: i64,
-            expires_at: i64,
-        }
-        let rows: Vec<FamilyRow> = on_pool!(self, |p| sqlx::query_as(
-            "select id, client_id, user_id, scopes, auth_time, created_at, expires_at \
+        let rows: Vec<FamilyRow> = on_pool!(self, |p| {
+            sqlx::query_as(
+            "select id, client_id, user_id, scopes, auth_time, created_at, expires_at, revoked_at \
              from refresh_families where revoked_at is null and expires_at > $1 order by created_at"
         )
         .bind(now)
         .fetch_all(p)
-        .await)?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(RefreshFamily {
-                    scopes: ScopeSet::parse(&r.scopes).map_err(|e| {
-                        StoreError::Corrupt(format!("scopes of refresh family {}: {e}", r.id))
-                    })?,
-                    id: r.id,
-                    client_id: r.client_id,
-                    user_id: r.user_id,
-                    auth_time: r.auth_time,
-                    created_at: r.created_at,
-                    expires_at: r.expires_at,
-                    revoked_at: None,
-                })
-            })
-            .collect()
+        .await
+        })?;
+        rows.into_iter().map(RefreshFamily::try_from).collect()
     }
 
     /// Every unused token of a live family, with its digest (copying between databases).

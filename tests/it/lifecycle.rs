@@ -27,6 +27,22 @@ async fn spawn() -> TestApp {
     app
 }
 
+/// A server with `tweak` applied to its configuration, the refresh-capable client (scope
+/// openid) and the standard user.
+async fn spawn_tweaked(tweak: impl FnOnce(&mut ferrid::config::ServeConfig)) -> TestApp {
+    let dir = crate::support::TestDir::new();
+    let app = TestApp::spawn_with(dir, ferrid::clock::Clock::system(), tweak).await;
+    app.add_client(
+        APP,
+        Some(APP_SECRET),
+        &["password", "refresh_token"],
+        "openid",
+    )
+    .await;
+    app.add_user(USER, PASSWORD, "").await;
+    app
+}
+
 async fn login(app: &TestApp, scope: &str) -> Value {
     let res = app
         .token(
@@ -186,19 +202,7 @@ async fn a_replay_ends_the_access_tokens_of_its_session_too() {
 
 #[tokio::test]
 async fn refreshed_id_tokens_keep_sub_and_auth_time_and_the_family_has_an_absolute_lifetime() {
-    let dir = crate::support::TestDir::new();
-    let app = TestApp::spawn_with(dir, ferrid::clock::Clock::system(), |c| {
-        c.refresh_token_ttl = std::time::Duration::from_secs(3600);
-    })
-    .await;
-    app.add_client(
-        APP,
-        Some(APP_SECRET),
-        &["password", "refresh_token"],
-        "openid",
-    )
-    .await;
-    app.add_user(USER, PASSWORD, "").await;
+    let app = spawn_tweaked(|c| c.refresh_token_ttl = std::time::Duration::from_secs(3600)).await;
     let first = login(&app, "openid").await;
     let id1 = insecure_claims(first["id_token"].as_str().unwrap());
 
@@ -640,19 +644,7 @@ async fn expired_tokens_and_revocations_are_purged() {
 
 #[tokio::test]
 async fn the_background_task_purges_without_being_asked() {
-    let dir = crate::support::TestDir::new();
-    let app = TestApp::spawn_with(dir, ferrid::clock::Clock::system(), |c| {
-        c.purge_interval = std::time::Duration::from_millis(100);
-    })
-    .await;
-    app.add_client(
-        APP,
-        Some(APP_SECRET),
-        &["password", "refresh_token"],
-        "openid",
-    )
-    .await;
-    app.add_user(USER, PASSWORD, "").await;
+    let app = spawn_tweaked(|c| c.purge_interval = std::time::Duration::from_millis(100)).await;
     let token = rt(&login(&app, "openid").await);
     let digest = ferrid::tokens::opaque::sha256_hex(&token);
     assert!(app.store.refresh_record(&digest).await.unwrap().is_some());
