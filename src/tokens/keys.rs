@@ -24,7 +24,7 @@ use aws_lc_rs::rsa::{KeyPair, KeySize, PublicKeyComponents};
 use aws_lc_rs::signature::KeyPair as _;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use jsonwebtoken::{DecodingKey, EncodingKey};
+use jsonwebtoken::DecodingKey;
 use serde::Serialize;
 
 /// Smallest RSA modulus accepted (NIST SP 800-131A; RFC 7518 §3.3 requires 2048 for RS256).
@@ -57,7 +57,9 @@ pub struct LoadedKey {
     pub kid: String,
     pub file: PathBuf,
     pub bits: usize,
-    encoding: EncodingKey,
+    /// Parsed once at load: parsing validates the key and builds its Montgomery contexts,
+    /// which cost more than the signature itself if done per token.
+    pair: KeyPair,
     decoding: DecodingKey,
     jwk: Jwk,
 }
@@ -89,10 +91,10 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
-    pub fn signing(&self) -> (&str, &EncodingKey) {
+    pub fn signing(&self) -> (&str, &KeyPair) {
         // A ring is never built empty (`load` refuses), so `last` exists.
         let key = &self.keys[self.keys.len() - 1];
-        (&key.kid, &key.encoding)
+        (&key.kid, &key.pair)
     }
 
     pub fn signing_kid(&self) -> &str {
@@ -218,7 +220,6 @@ fn load_file(file: &Path) -> Result<LoadedKey, KeyError> {
     let components = PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
     let (n, e) = (B64.encode(&components.n), B64.encode(&components.e));
     let kid = thumbprint(&n, &e);
-    let encoding = EncodingKey::from_rsa_pem(&text).map_err(|e| bad(e.to_string()))?;
     let decoding = DecodingKey::from_rsa_raw_components(&components.n, &components.e);
     let jwk = Jwk {
         kty: "RSA",
@@ -232,7 +233,7 @@ fn load_file(file: &Path) -> Result<LoadedKey, KeyError> {
         kid,
         file: file.to_owned(),
         bits,
-        encoding,
+        pair,
         decoding,
         jwk,
     })

@@ -9,6 +9,9 @@ pub mod opaque;
 
 use std::sync::{Arc, RwLock};
 
+use aws_lc_rs::signature::RSA_PKCS1_SHA256;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::Serialize;
 
@@ -97,13 +100,32 @@ impl TokenIssuer {
         self.sign(Some("JWT"), claims)
     }
 
+    /// The JWS Compact Serialization (RFC 7515 §7.1) of `claims`, RS256 (RFC 7518 §3.3:
+    /// RSASSA-PKCS1-v1_5 with SHA-256), signed with the ring's parsed key.
     fn sign<T: Serialize>(&self, typ: Option<&str>, claims: &T) -> Result<String, TokenError> {
         let ring = self.keys.current();
         let (kid, key) = ring.signing();
         let mut header = Header::new(Algorithm::RS256);
         header.typ = typ.map(str::to_owned);
         header.kid = Some(kid.to_owned());
-        jsonwebtoken::encode(&header, claims, key).map_err(|e| TokenError::Sign(e.to_string()))
+        let header = serde_json::to_vec(&header).map_err(|e| TokenError::Sign(e.to_string()))?;
+        let claims = serde_json::to_vec(claims).map_err(|e| TokenError::Sign(e.to_string()))?;
+        let mut jws = String::with_capacity((header.len() + claims.len()) * 4 / 3 + 360);
+        B64.encode_string(&header, &mut jws);
+        jws.push('.');
+        B64.encode_string(&claims, &mut jws);
+        let mut signature = vec![0; key.public_modulus_len()];
+        // PKCS#1 v1.5 is deterministic; aws-lc blinds the private operation itself.
+        key.sign(
+            &RSA_PKCS1_SHA256,
+            &aws_lc_rs::rand::SystemRandom::new(),
+            jws.as_bytes(),
+            &mut signature,
+        )
+        .map_err(|_| TokenError::Sign("RSA signing failed".into()))?;
+        jws.push('.');
+        B64.encode_string(&signature, &mut jws);
+        Ok(jws)
     }
 
     /// The `(aud, sub)` of an ID token this issuer signed — an expired one too, as OIDC
