@@ -7,9 +7,9 @@
 
 use serde::Serialize;
 
-use super::{OAuth, OAuthError};
+use super::{LiveAccessToken, OAuth, OAuthError};
 use crate::model::Client;
-use crate::tokens::{AccessClaims, Audience, opaque};
+use crate::tokens::{Audience, opaque};
 
 /// The introspection response (RFC 7662 §2.2).
 #[derive(Debug, Default, Serialize)]
@@ -77,21 +77,18 @@ impl OAuth {
         token: &str,
         now: i64,
     ) -> Result<Option<Introspection>, OAuthError> {
-        let Some(claims) = self.live_access_token(token, now).await? else {
+        let Some(LiveAccessToken { claims, user }) = self.live_access_token(token, now).await?
+        else {
             return Ok(None);
         };
         if claims.client_id != client.id && !claims.aud.contains(&client.id) {
             return Ok(None);
         }
-        let username = self.token_user(&claims).await?;
-        let Some(username) = username else {
-            return Ok(None);
-        };
         Ok(Some(Introspection {
             active: true,
             scope: Some(claims.scope),
             client_id: Some(claims.client_id),
-            username,
+            username: user.map(|u| u.username),
             token_type: Some("Bearer"),
             exp: Some(claims.exp),
             iat: Some(claims.iat),
@@ -100,28 +97,6 @@ impl OAuth {
             iss: Some(claims.iss),
             jti: Some(claims.jti),
         }))
-    }
-
-    /// The username behind an access token: `Some(None)` for a client's own token
-    /// (client_credentials), `None` when its user is gone or disabled.
-    async fn token_user(
-        &self,
-        claims: &AccessClaims,
-    ) -> Result<Option<Option<String>>, OAuthError> {
-        let user = self
-            .store
-            .user_by_id(&claims.sub)
-            .await
-            .map_err(OAuthError::from)?;
-        Ok(match user {
-            Some(u) if !u.disabled => Some(Some(u.username)),
-            Some(_) => None,
-            // A client's own token lives only as long as the client.
-            None if claims.sub == claims.client_id => {
-                self.store.client(&claims.client_id).await?.map(|_| None)
-            }
-            None => None,
-        })
     }
 
     async fn introspect_refresh(

@@ -34,6 +34,14 @@ pub struct Lifetimes {
     pub refresh_token: Duration,
 }
 
+/// See [`OAuth::live_access_token`].
+#[derive(Debug)]
+pub struct LiveAccessToken {
+    pub claims: crate::tokens::AccessClaims,
+    /// `None` for a client's own token (client_credentials).
+    pub user: Option<crate::model::User>,
+}
+
 /// Everything the protocol needs; one per server, cheap to clone.
 #[derive(Clone)]
 pub struct OAuth {
@@ -46,14 +54,16 @@ pub struct OAuth {
 }
 
 impl OAuth {
-    /// An access token that verifies (signature, issuer, type, expiry) and was not revoked,
-    /// neither by itself nor with its login session (refresh-token family). `None` for
-    /// anything else; why is logged at debug level (never the token).
+    /// An access token that verifies (signature, issuer, type, expiry), was not revoked —
+    /// neither by itself nor with its login session (refresh-token family) — and whose
+    /// user exists and is enabled, or, for a client's own token (client_credentials), whose
+    /// client still exists. `None` for anything else; why is logged at debug level (never
+    /// the token). A user's token costs one database statement.
     pub async fn live_access_token(
         &self,
         token: &str,
         now: i64,
-    ) -> Result<Option<crate::tokens::AccessClaims>, crate::store::StoreError> {
+    ) -> Result<Option<LiveAccessToken>, crate::store::StoreError> {
         let claims = match self.tokens.verify_access(token, now) {
             Ok(claims) => claims,
             Err(reason) => {
@@ -61,18 +71,40 @@ impl OAuth {
                 return Ok(None);
             }
         };
-        if self.store.is_access_token_revoked(&claims.jti).await? {
-            tracing::debug!(jti = claims.jti, "access token refused: revoked");
-            return Ok(None);
-        }
-        let session_live = match &claims.sid {
-            Some(sid) => self.store.refresh_family_is_live(sid, now).await?,
-            None => true,
+        let sid = claims.sid.as_deref();
+        let refused = |why: &str| {
+            tracing::debug!(jti = claims.jti, "access token refused: {why}");
+            Ok(None)
         };
-        if !session_live {
-            tracing::debug!(jti = claims.jti, "access token refused: its session ended");
-            return Ok(None);
-        }
-        Ok(Some(claims))
+        let found = self
+            .store
+            .user_with_token_state(&claims.sub, &claims.jti, sid)
+            .await?;
+        let user = match found {
+            Some((user, state)) => {
+                if state.jti_revoked {
+                    return refused("revoked");
+                }
+                if sid.is_some() && state.session_expires_at.is_none_or(|end| now >= end) {
+                    return refused("its session ended");
+                }
+                if user.disabled {
+                    return refused("its user is disabled");
+                }
+                Some(user)
+            }
+            // A client's own token lives as long as the client, and has no session.
+            None if claims.sub == claims.client_id && sid.is_none() => {
+                if self.store.is_access_token_revoked(&claims.jti).await? {
+                    return refused("revoked");
+                }
+                if self.store.client(&claims.client_id).await?.is_none() {
+                    return refused("its client is gone");
+                }
+                None
+            }
+            None => return refused("its user is gone"),
+        };
+        Ok(Some(LiveAccessToken { claims, user }))
     }
 }

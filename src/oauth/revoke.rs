@@ -72,7 +72,7 @@ impl OAuth {
         token: &str,
         now: i64,
     ) -> Result<bool, OAuthError> {
-        let Some(claims) = self.live_access_token(token, now).await? else {
+        let Some(claims) = self.live_access_token(token, now).await?.map(|t| t.claims) else {
             return Ok(false);
         };
         if claims.client_id != client.id {

@@ -18,28 +18,24 @@ impl OAuth {
     /// Answers for a Bearer access token that carries `openid` and belongs to a user who
     /// still exists and is enabled.
     pub async fn userinfo(&self, access_token: &str, now: i64) -> Result<UserInfo, BearerError> {
-        let claims = self
+        let live = self
             .live_access_token(access_token, now)
             .await
             .map_err(BearerError::from)?
             .ok_or(BearerError::InvalidToken(
                 "the access token is invalid, expired or revoked",
             ))?;
+        let claims = live.claims;
         let scopes = ScopeSet::parse(&claims.scope)
             .map_err(|_| BearerError::InvalidToken("the access token is invalid or expired"))?;
         if !scopes.contains(OPENID) {
             // RFC 6750 §3.1 insufficient_scope; OIDC Core §5.3 requires openid.
             return Err(BearerError::InsufficientScope(OPENID));
         }
-        let user = self
-            .store
-            .user_by_id(&claims.sub)
-            .await
-            .map_err(BearerError::from)?
-            .filter(|u| !u.disabled)
-            .ok_or(BearerError::InvalidToken(
-                "the user of this token is gone or disabled",
-            ))?;
+        // A client's own token (client_credentials) has no user to describe.
+        let user = live.user.ok_or(BearerError::InvalidToken(
+            "this access token was issued to a client, not to a user",
+        ))?;
         Ok(UserInfo {
             sub: user.id.clone(),
             claims: super::grants::profile_claims(&user, &scopes),

@@ -23,7 +23,7 @@ use sqlx::{PgPool, SqlitePool};
 pub use codes::{AuthorizationCode, Redemption, Session};
 pub use copy::CopyReport;
 pub use refresh_tokens::{RefreshFamily, RefreshRecord, Rotation};
-pub use users::NewUser;
+pub use users::{NewUser, TokenState};
 
 /// Runs the same body on whichever native pool the store has: `$p` is a `&SqlitePool` in one
 /// arm and a `&PgPool` in the other.
@@ -132,6 +132,9 @@ impl Store {
                 .foreign_keys(true);
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections)
+                // An embedded database has no peer that can hang up: sqlx's ping before
+                // every acquire would only add a round trip to the connection's thread.
+                .test_before_acquire(false)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(options)
                 .await

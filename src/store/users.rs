@@ -41,6 +41,21 @@ impl TryFrom<UserRow> for User {
     }
 }
 
+#[derive(FromRow)]
+struct UserStateRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    jti_revoked: bool,
+    session_expires_at: Option<i64>,
+}
+
+/// See [`Store::user_with_token_state`].
+#[derive(Clone, Copy, Debug)]
+pub struct TokenState {
+    pub jti_revoked: bool,
+    pub session_expires_at: Option<i64>,
+}
+
 /// What `insert_user` needs; the id is generated.
 #[derive(Debug)]
 pub struct NewUser {
@@ -104,6 +119,39 @@ impl Store {
             .fetch_optional(p)
             .await)?;
         row.map(User::try_from).transpose()
+    }
+
+    /// The user an access token names, with what else decides whether the token is live,
+    /// read in one statement (the hot path of /userinfo and /introspect): whether its `jti`
+    /// was revoked, and when its session (refresh-token family `sid`) ends — `None` when
+    /// there is no such live family. `None` when there is no such user.
+    pub async fn user_with_token_state(
+        &self,
+        user_id: &str,
+        jti: &str,
+        sid: Option<&str>,
+    ) -> Result<Option<(User, TokenState)>, StoreError> {
+        let sql = format!(
+            "select {COLUMNS}, \
+                    exists(select 1 from revoked_access_tokens where jti = $2) as jti_revoked, \
+                    (select expires_at from refresh_families \
+                      where id = $3 and revoked_at is null) as session_expires_at \
+             from users where id = $1"
+        );
+        let row: Option<UserStateRow> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(user_id)
+            .bind(jti)
+            .bind(sid)
+            .fetch_optional(p)
+            .await)?;
+        row.map(|r| {
+            let state = TokenState {
+                jti_revoked: r.jti_revoked,
+                session_expires_at: r.session_expires_at,
+            };
+            User::try_from(r.user).map(|user| (user, state))
+        })
+        .transpose()
     }
 
     pub async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
