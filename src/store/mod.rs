@@ -26,11 +26,18 @@ pub use refresh_tokens::{RefreshFamily, RefreshRecord, Rotation};
 pub use users::{NewUser, TokenState};
 
 /// Runs the same body on whichever native pool the store has: `$p` is a `&SqlitePool` in one
-/// arm and a `&PgPool` in the other.
+/// arm and a `&PgPool` in the other. `on_pool!(write store, |p| …)` is for anything that
+/// writes: on SQLite it runs on the single writer connection (see [`Pool`]).
 macro_rules! on_pool {
     ($store:expr, |$p:ident| $body:expr) => {
         match &$store.pool {
-            $crate::store::Pool::Sqlite($p) => $body,
+            $crate::store::Pool::Sqlite { readers: $p, .. } => $body,
+            $crate::store::Pool::Postgres($p) => $body,
+        }
+    };
+    (write $store:expr, |$p:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite { writer: $p, .. } => $body,
             $crate::store::Pool::Postgres($p) => $body,
         }
     };
@@ -82,7 +89,15 @@ impl From<sqlx::Error> for StoreError {
 
 #[derive(Clone, Debug)]
 pub(crate) enum Pool {
-    Sqlite(SqlitePool),
+    /// SQLite lets one connection write at a time; others that try wait in its busy
+    /// handler, which sleeps and retries (1, 2, 5, 10 … 100 ms), so ten connections racing
+    /// to rotate refresh tokens spend their time asleep. Writes therefore go through one
+    /// connection, and wait for it in the pool's fair queue instead; reads (WAL) run on the
+    /// others, concurrently with the writer.
+    Sqlite {
+        readers: SqlitePool,
+        writer: SqlitePool,
+    },
     Postgres(PgPool),
 }
 
@@ -130,20 +145,26 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true);
-            let pool = SqlitePoolOptions::new()
-                .max_connections(max_connections)
-                // An embedded database has no peer that can hang up: sqlx's ping before
-                // every acquire would only add a round trip to the connection's thread.
-                .test_before_acquire(false)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .connect_with(options)
+            let pool = |n: u32| {
+                SqlitePoolOptions::new()
+                    .max_connections(n)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    // An embedded database has no peer that can hang up: sqlx's ping before
+                    // every acquire would only add a round trip to the connection's thread.
+                    .test_before_acquire(false)
+                    .connect_with(options.clone())
+            };
+            let writer = pool(1)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
             sqlx::migrate!("migrations/sqlite")
-                .run(&pool)
+                .run(&writer)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot apply database migrations: {e}"))?;
-            Pool::Sqlite(pool)
+            let readers = pool(max_connections)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+            Pool::Sqlite { readers, writer }
         } else {
             anyhow::bail!(
                 "unsupported database URL; use sqlite://PATH (e.g. sqlite://ferrid.db) or postgres://USER@HOST/DB"
@@ -155,7 +176,7 @@ impl Store {
     /// Which engine: "sqlite" or "postgres".
     pub fn engine(&self) -> &'static str {
         match self.pool {
-            Pool::Sqlite(_) => "sqlite",
+            Pool::Sqlite { .. } => "sqlite",
             Pool::Postgres(_) => "postgres",
         }
     }
@@ -180,7 +201,13 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        on_pool!(self, |p| p.close().await);
+        match &self.pool {
+            Pool::Sqlite { readers, writer } => {
+                readers.close().await;
+                writer.close().await;
+            }
+            Pool::Postgres(p) => p.close().await,
+        }
     }
 }
 
