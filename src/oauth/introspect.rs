@@ -105,21 +105,21 @@ impl OAuth {
         token: &str,
         now: i64,
     ) -> Result<Option<Introspection>, OAuthError> {
-        let Some(record) = self
+        let Some((record, user)) = self
             .store
-            .refresh_record(&opaque::sha256_hex(token))
+            .refresh_record_with_user(&opaque::sha256_hex(token))
             .await?
         else {
             return Ok(None);
         };
         let family = record.family;
-        if record.used_at.is_some() || !family.is_live(now) || family.client_id != client.id {
+        if record.used_at.is_some()
+            || !family.is_live(now)
+            || family.client_id != client.id
+            || user.disabled
+        {
             return Ok(None);
         }
-        let user = self.store.user_by_id(&family.user_id).await?;
-        let Some(user) = user.filter(|u| !u.disabled) else {
-            return Ok(None);
-        };
         Ok(Some(Introspection {
             active: true,
             scope: Some(family.scopes.to_string()),

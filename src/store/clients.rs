@@ -49,7 +49,7 @@ impl Store {
     pub async fn insert_client(&self, c: &Client) -> Result<(), StoreError> {
         let grants: Vec<&str> = c.grant_types.iter().map(|g| g.as_str()).collect();
         let sql = format!("insert into clients ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7)");
-        on_pool!(self, |p| sqlx::query(&sql)
+        on_pool!(write self, |p| sqlx::query(&sql)
             .bind(&c.id)
             .bind(&c.secret_hash)
             .bind(grants.join(" "))
@@ -74,7 +74,7 @@ impl Store {
 
     /// Removes a client and its refresh-token families. False when there is no such client.
     pub async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
-        on_pool!(self, |p| {
+        on_pool!(write self, |p| {
             let mut tx = p.begin().await?;
             sqlx::query("delete from refresh_families where client_id = $1")
                 .bind(id)

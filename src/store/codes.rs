@@ -77,7 +77,7 @@ pub struct Session {
 
 impl Store {
     pub async fn insert_code(&self, hash: &str, c: &AuthorizationCode) -> Result<(), StoreError> {
-        on_pool!(self, |p| sqlx::query(
+        on_pool!(write self, |p| sqlx::query(
             "insert into authorization_codes (hash, client_id, user_id, redirect_uri, scopes, \
              nonce, code_challenge, auth_time, family_id, created_at, expires_at, used_at) \
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, null)"
@@ -109,7 +109,7 @@ impl Store {
         now: i64,
         family_expires_at: i64,
     ) -> Result<Redemption, StoreError> {
-        on_pool!(self, |p| {
+        on_pool!(write self, |p| {
             let mut tx = p.begin().await?;
             let won = sqlx::query(
                 "update authorization_codes set used_at = $1 where hash = $2 and used_at is null",
@@ -155,7 +155,7 @@ impl Store {
         s: &Session,
         now: i64,
     ) -> Result<(), StoreError> {
-        on_pool!(self, |p| sqlx::query(
+        on_pool!(write self, |p| sqlx::query(
             "insert into sessions (hash, user_id, auth_time, created_at, expires_at) \
              values ($1, $2, $3, $4, $5)"
         )
@@ -189,7 +189,7 @@ impl Store {
     }
 
     pub async fn delete_session(&self, hash: &str) -> Result<(), StoreError> {
-        on_pool!(self, |p| sqlx::query(
+        on_pool!(write self, |p| sqlx::query(
             "delete from sessions where hash = $1"
         )
         .bind(hash)

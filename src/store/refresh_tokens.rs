@@ -7,8 +7,9 @@
 
 use sqlx::FromRow;
 
+use super::users::{USER_COLUMNS, UserRow};
 use super::{Store, StoreError, on_pool};
-use crate::model::ScopeSet;
+use crate::model::{ScopeSet, User};
 
 /// One login's chain of refresh tokens.
 #[derive(Clone, Debug)]
@@ -39,23 +40,28 @@ pub struct RefreshRecord {
 }
 
 /// What a rotation found.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Rotation {
     /// The token was live and unused: it is now used, and the successor is stored.
-    Rotated(RefreshFamily),
+    Rotated,
     /// The token had been rotated already: a replay. Its family is now revoked.
-    Reused(RefreshFamily),
-    /// No such token, or the check refused it (nothing was changed).
+    Reused,
+    /// No such token, or its family is revoked or expired (nothing was changed).
     Refused,
 }
 
+/// A family's columns as [`FAMILY_COLUMNS`] names them (`id`, `scopes` and `created_at`
+/// aliased, so a family can be read joined with its user).
 #[derive(FromRow)]
 struct FamilyRow {
+    #[sqlx(rename = "family_id")]
     id: String,
     client_id: String,
     user_id: String,
+    #[sqlx(rename = "family_scopes")]
     scopes: String,
     auth_time: i64,
+    #[sqlx(rename = "family_created_at")]
     created_at: i64,
     expires_at: i64,
     revoked_at: Option<i64>,
@@ -99,9 +105,13 @@ impl TryFrom<Row> for RefreshRecord {
     }
 }
 
-const SELECT_RECORD: &str = "select f.id, f.client_id, f.user_id, f.scopes, f.auth_time, \
-     f.created_at, f.expires_at, f.revoked_at, t.issued_at, t.used_at \
-     from refresh_tokens t join refresh_families f on f.id = t.family_id where t.hash = $1";
+/// The columns of a [`FamilyRow`], from `refresh_families f`.
+const FAMILY_COLUMNS: &str = "f.id as family_id, f.client_id, f.user_id, \
+     f.scopes as family_scopes, f.auth_time, f.created_at as family_created_at, f.expires_at, \
+     f.revoked_at";
+
+const FROM_TOKEN_AND_FAMILY: &str =
+    "from refresh_tokens t join refresh_families f on f.id = t.family_id";
 
 /// Rows deleted per statement by the purge, so it never holds the write lock for long.
 const PURGE_BATCH: i64 = 500;
@@ -129,7 +139,7 @@ impl Store {
         family: &RefreshFamily,
         token: Option<(&str, i64)>,
     ) -> Result<(), StoreError> {
-        on_pool!(self, |p| {
+        on_pool!(write self, |p| {
             let mut tx = p.begin().await?;
             sqlx::query(
                 "insert into refresh_families \
@@ -166,7 +176,7 @@ impl Store {
         token_hash: &str,
         issued_at: i64,
     ) -> Result<(), StoreError> {
-        on_pool!(self, |p| sqlx::query(INSERT_TOKEN)
+        on_pool!(write self, |p| sqlx::query(INSERT_TOKEN)
             .bind(token_hash)
             .bind(family_id)
             .bind(issued_at)
@@ -181,24 +191,49 @@ impl Store {
         &self,
         token_hash: &str,
     ) -> Result<Option<RefreshRecord>, StoreError> {
-        let row: Option<Row> = on_pool!(self, |p| sqlx::query_as(SELECT_RECORD)
+        let sql = format!(
+            "select {FAMILY_COLUMNS}, t.issued_at, t.used_at {FROM_TOKEN_AND_FAMILY} \
+             where t.hash = $1"
+        );
+        let row: Option<Row> = on_pool!(self, |p| sqlx::query_as(&sql)
             .bind(token_hash)
             .fetch_optional(p)
             .await)?;
         row.map(RefreshRecord::try_from).transpose()
     }
 
+    /// The token, its family and the family's user, in one statement (the refresh grant).
+    pub async fn refresh_record_with_user(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(RefreshRecord, User)>, StoreError> {
+        #[derive(FromRow)]
+        struct WithUser {
+            #[sqlx(flatten)]
+            row: Row,
+            #[sqlx(flatten)]
+            user: UserRow,
+        }
+        let sql = format!(
+            "select {FAMILY_COLUMNS}, t.issued_at, t.used_at, {USER_COLUMNS} \
+             {FROM_TOKEN_AND_FAMILY} join users u on u.id = f.user_id where t.hash = $1"
+        );
+        let row: Option<WithUser> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(token_hash)
+            .fetch_optional(p)
+            .await)?;
+        row.map(|r| Ok((RefreshRecord::try_from(r.row)?, User::try_from(r.user)?)))
+            .transpose()
+    }
+
     /// Every live family (copying between databases).
     pub async fn live_refresh_families(&self, now: i64) -> Result<Vec<RefreshFamily>, StoreError> {
-        let rows: Vec<FamilyRow> = on_pool!(self, |p| {
-            sqlx::query_as(
-            "select id, client_id, user_id, scopes, auth_time, created_at, expires_at, revoked_at \
-             from refresh_families where revoked_at is null and expires_at > $1 order by created_at"
-        )
-        .bind(now)
-        .fetch_all(p)
-        .await
-        })?;
+        let sql = format!(
+            "select {FAMILY_COLUMNS} from refresh_families f \
+             where f.revoked_at is null and f.expires_at > $1 order by f.created_at"
+        );
+        let rows: Vec<FamilyRow> =
+            on_pool!(self, |p| sqlx::query_as(&sql).bind(now).fetch_all(p).await)?;
         rows.into_iter().map(RefreshFamily::try_from).collect()
     }
 
@@ -213,75 +248,63 @@ impl Store {
             #[sqlx(flatten)]
             row: Row,
         }
-        let rows: Vec<WithHash> = on_pool!(self, |p| sqlx::query_as(
-            "select t.hash, f.id, f.client_id, f.user_id, f.scopes, f.auth_time, f.created_at, \
-             f.expires_at, f.revoked_at, t.issued_at, t.used_at \
-             from refresh_tokens t join refresh_families f on f.id = t.family_id \
+        let sql = format!(
+            "select t.hash, {FAMILY_COLUMNS}, t.issued_at, t.used_at {FROM_TOKEN_AND_FAMILY} \
              where t.used_at is null and f.revoked_at is null and f.expires_at > $1 \
-             order by f.created_at",
-        )
-        .bind(now)
-        .fetch_all(p)
-        .await)?;
+             order by f.created_at"
+        );
+        let rows: Vec<WithHash> =
+            on_pool!(self, |p| sqlx::query_as(&sql).bind(now).fetch_all(p).await)?;
         rows.into_iter()
             .map(|r| Ok((r.hash, RefreshRecord::try_from(r.row)?)))
             .collect()
     }
 
-    /// Rotates a refresh token in one transaction: marks it used (only if it was unused),
-    /// lets `accept` judge the family (client, user, lifetime), and stores the successor.
-    /// A token that was already used revokes its family (RFC 9700 §4.14.2).
+    /// Rotates the refresh token `token_hash` of family `family_id`: in one statement, marks
+    /// it used — only if it was unused and its family is live — and stores `successor_hash`
+    /// as the family's next token (migration 0004's trigger inserts it). Of concurrent
+    /// rotations of one token exactly one matches the row. When none did because the token
+    /// had been used, that is a replay: the family is revoked (RFC 9700 §4.14.2).
     pub async fn rotate_refresh_token(
         &self,
         token_hash: &str,
+        family_id: &str,
         successor_hash: &str,
         now: i64,
-        accept: impl FnOnce(&RefreshFamily) -> bool,
     ) -> Result<Rotation, StoreError> {
-        on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
-            // The write comes first, so the transaction holds the write lock from its first
-            // statement (no read-then-upgrade deadlock on SQLite; a row lock on PostgreSQL),
-            // and this conditional UPDATE decides a race: one presenter sees one row.
-            let won = sqlx::query(
-                "update refresh_tokens set used_at = $1 where hash = $2 and used_at is null",
-            )
-            .bind(now)
-            .bind(token_hash)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            let row: Option<Row> = sqlx::query_as(SELECT_RECORD)
-                .bind(token_hash)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(record) = row.map(RefreshRecord::try_from).transpose()? else {
-                return Ok(Rotation::Refused);
-            };
-            let family = record.family;
-            if !won {
-                // Replay of a rotated token: whoever presents it, the family is compromised.
-                sqlx::query(REVOKE_FAMILY)
-                    .bind(now)
-                    .bind(&family.id)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                return Ok(Rotation::Reused(family));
-            }
-            if !family.is_live(now) || !accept(&family) {
-                tx.rollback().await?;
-                return Ok(Rotation::Refused);
-            }
-            sqlx::query(INSERT_TOKEN)
-                .bind(successor_hash)
-                .bind(&family.id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(Rotation::Rotated(family))
+        let rotated = on_pool!(write self, |p| sqlx::query(
+            "update refresh_tokens set used_at = $1, successor_hash = $2 \
+             where hash = $3 and used_at is null and family_id in \
+             (select id from refresh_families \
+              where id = $4 and revoked_at is null and expires_at > $1)"
+        )
+        .bind(now)
+        .bind(successor_hash)
+        .bind(token_hash)
+        .bind(family_id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?
+            == 1;
+        if rotated {
+            return Ok(Rotation::Rotated);
+        }
+        let revoked = on_pool!(write self, |p| sqlx::query(
+            "update refresh_families set revoked_at = $1 \
+             where id = $2 and revoked_at is null and exists \
+             (select 1 from refresh_tokens where hash = $3 and used_at is not null)"
+        )
+        .bind(now)
+        .bind(family_id)
+        .bind(token_hash)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?
+            == 1;
+        Ok(if revoked {
+            Rotation::Reused
+        } else {
+            Rotation::Refused
         })
     }
 
@@ -302,7 +325,7 @@ impl Store {
 
     /// Revokes a family (RFC 7009 §2.1: revoking a refresh token revokes its family).
     pub async fn revoke_refresh_family(&self, family_id: &str, now: i64) -> Result<(), StoreError> {
-        on_pool!(self, |p| sqlx::query(REVOKE_FAMILY)
+        on_pool!(write self, |p| sqlx::query(REVOKE_FAMILY)
             .bind(now)
             .bind(family_id)
             .execute(p)
@@ -313,7 +336,7 @@ impl Store {
 
     /// Records a revoked access token until it expires anyway.
     pub async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
-        on_pool!(self, |p| {
+        on_pool!(write self, |p| {
             sqlx::query(
             "insert into revoked_access_tokens (jti, expires_at) values ($1, $2) on conflict (jti) do nothing"
         )
@@ -367,7 +390,7 @@ impl Store {
              (select hash from sessions where expires_at <= $1 limit $2)",
         ] {
             loop {
-                let n = on_pool!(self, |p| sqlx::query(sql)
+                let n = on_pool!(write self, |p| sqlx::query(sql)
                     .bind(now)
                     .bind(PURGE_BATCH)
                     .execute(p)

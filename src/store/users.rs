@@ -8,8 +8,12 @@ use crate::model::{ScopeSet, Secret, User};
 const COLUMNS: &str = "id, username, password_hash, name, email, email_verified, scopes, \
                        disabled, created_at, updated_at";
 
+/// [`COLUMNS`] of `users u`, for joins.
+pub(super) const USER_COLUMNS: &str = "u.id, u.username, u.password_hash, u.name, u.email, \
+     u.email_verified, u.scopes, u.disabled, u.created_at, u.updated_at";
+
 #[derive(FromRow)]
-struct UserRow {
+pub(super) struct UserRow {
     id: String,
     username: String,
     password_hash: String,
@@ -95,7 +99,7 @@ impl Store {
         let sql = format!(
             "insert into users ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         );
-        on_pool!(self, |p| sqlx::query(&sql)
+        on_pool!(write self, |p| sqlx::query(&sql)
             .bind(&u.id)
             .bind(&u.username)
             .bind(u.password_hash.expose())
@@ -178,7 +182,7 @@ impl Store {
         hash: &Secret,
         now: i64,
     ) -> Result<bool, StoreError> {
-        on_pool!(self, |p| {
+        on_pool!(write self, |p| {
             let mut tx = p.begin().await?;
             let id: Option<(String,)> = sqlx::query_as(
                 "update users set password_hash = $1, updated_at = $2 where username = $3 returning id",
@@ -208,7 +212,7 @@ impl Store {
         new: &Secret,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let done = on_pool!(self, |p| sqlx::query(
+        let done = on_pool!(write self, |p| sqlx::query(
             "update users set password_hash = $1, updated_at = $2 \
              where id = $3 and password_hash = $4",
         )
@@ -231,7 +235,7 @@ impl Store {
         disabled: bool,
         now: i64,
     ) -> Result<bool, StoreError> {
-        on_pool!(self, |p| {
+        on_pool!(write self, |p| {
             let mut tx = p.begin().await?;
             let id: Option<(String,)> = sqlx::query_as(
                 "update users set disabled = $1, updated_at = $2 where username = $3 returning id",

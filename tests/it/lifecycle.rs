@@ -714,3 +714,81 @@ async fn revocation_is_no_oracle_and_a_removed_clients_own_tokens_end() {
         inactive()
     );
 }
+
+/// The rotation statement itself (both engines): it stores the successor in the family,
+/// refuses a token of a revoked family without spending it or storing a successor, and
+/// answers a second rotation of one token as a replay that revokes the family.
+#[tokio::test]
+async fn one_statement_rotation_stores_the_successor_and_detects_replays() {
+    use ferrid::store::Rotation;
+    use ferrid::tokens::opaque::sha256_hex;
+    let app = spawn().await;
+    let now = app.clock.now();
+    let first = sha256_hex(&rt(&login(&app, "openid").await));
+    let family = app
+        .store
+        .refresh_record(&first)
+        .await
+        .unwrap()
+        .unwrap()
+        .family;
+    let (second, third) = (sha256_hex("second"), sha256_hex("third"));
+
+    let rotated = app
+        .store
+        .rotate_refresh_token(&first, &family.id, &second, now)
+        .await;
+    assert_eq!(rotated.unwrap(), Rotation::Rotated);
+    let spent = app.store.refresh_record(&first).await.unwrap().unwrap();
+    assert_eq!(spent.used_at, Some(now));
+    let successor = app.store.refresh_record(&second).await.unwrap().unwrap();
+    assert_eq!(
+        (successor.family.id.as_str(), successor.used_at),
+        (family.id.as_str(), None)
+    );
+    assert_eq!(successor.issued_at, now);
+
+    // The same token again: a replay. The family is revoked, nothing is stored.
+    let replay = app
+        .store
+        .rotate_refresh_token(&first, &family.id, &third, now)
+        .await;
+    assert_eq!(replay.unwrap(), Rotation::Reused);
+    assert!(app.store.refresh_record(&third).await.unwrap().is_none());
+    let successor = app.store.refresh_record(&second).await.unwrap().unwrap();
+    assert!(successor.family.revoked_at.is_some());
+
+    // The live successor of a revoked family: refused, and left unspent.
+    let refused = app
+        .store
+        .rotate_refresh_token(&second, &family.id, &third, now)
+        .await;
+    assert_eq!(refused.unwrap(), Rotation::Refused);
+    assert_eq!(
+        app.store
+            .refresh_record(&second)
+            .await
+            .unwrap()
+            .unwrap()
+            .used_at,
+        None
+    );
+    assert!(app.store.refresh_record(&third).await.unwrap().is_none());
+
+    // An expired family: refused too.
+    let other = sha256_hex(&rt(&login(&app, "openid").await));
+    let other_family = app
+        .store
+        .refresh_record(&other)
+        .await
+        .unwrap()
+        .unwrap()
+        .family;
+    let late = other_family.expires_at;
+    let expired = app
+        .store
+        .rotate_refresh_token(&other, &other_family.id, &third, late)
+        .await;
+    assert_eq!(expired.unwrap(), Rotation::Refused);
+    assert!(app.store.refresh_record(&third).await.unwrap().is_none());
+}

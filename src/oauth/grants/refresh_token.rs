@@ -28,7 +28,8 @@ impl OAuth {
         let requested = scope::parse_requested(params.get("scope"))?;
         let presented_hash = opaque::sha256_hex(presented);
 
-        let Some(record) = self.store.refresh_record(&presented_hash).await? else {
+        let Some((record, user)) = self.store.refresh_record_with_user(&presented_hash).await?
+        else {
             return Err(OAuthError::InvalidGrant(INVALID));
         };
         if record.used_at.is_some() {
@@ -42,15 +43,9 @@ impl OAuth {
         let family = &record.family;
         // Bound to the client it was issued to (RFC 6749 §6); a live token presented by
         // another client is refused and left as it is.
-        if family.client_id != client.id || !family.is_live(now) {
+        if family.client_id != client.id || !family.is_live(now) || user.disabled {
             return Err(OAuthError::InvalidGrant(INVALID));
         }
-        let user = self
-            .store
-            .user_by_id(&family.user_id)
-            .await?
-            .filter(|u| !u.disabled)
-            .ok_or(OAuthError::InvalidGrant(INVALID))?;
         let granted = scope::grant_for_refresh(requested.as_ref(), &family.scopes, client, &user)?;
 
         // Sign first: once the rotation commits, the old token is spent, so nothing may fail
@@ -62,20 +57,25 @@ impl OAuth {
         };
         let mut response = self.mint_for_user(client, &user, &granted, login, now)?;
         let successor = opaque::random_token()?;
+        // The family's client and user never change; its liveness is checked again by the
+        // rotation itself.
         let rotation = self
             .store
-            .rotate_refresh_token(&presented_hash, &opaque::sha256_hex(&successor), now, |f| {
-                f.client_id == client.id && f.user_id == user.id
-            })
+            .rotate_refresh_token(
+                &presented_hash,
+                &family.id,
+                &opaque::sha256_hex(&successor),
+                now,
+            )
             .await?;
         match rotation {
-            Rotation::Rotated(_) => {
+            Rotation::Rotated => {
                 response.refresh_token = Some(successor);
                 Ok(response)
             }
             // Another request rotated it between our read and our update.
-            Rotation::Reused(family) => {
-                log_reuse(self, &family, client);
+            Rotation::Reused => {
+                log_reuse(self, family, client);
                 Err(OAuthError::InvalidGrant(INVALID))
             }
             Rotation::Refused => Err(OAuthError::InvalidGrant(INVALID)),
