@@ -144,6 +144,54 @@ where
 }
 
 /// Throughput, latency percentiles and failures of the workers' `(latencies, failures)`.
+/// Refresh grants for `secs`: worker `w` rotates its own chain, starting from `chains[w]`,
+/// so rotations never collide (a collision would be a replay and revoke the family).
+async fn refresh_load(
+    http: &Http,
+    base: &str,
+    secret: &str,
+    chains: Vec<String>,
+    secs: f64,
+) -> Run {
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for mut token in chains {
+        let (http, b, s) = (http.clone(), base.to_owned(), secret.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut bad = 0u64;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let res = http
+                    .request(post_form(
+                        &b,
+                        "/token",
+                        Some(("app", &s)),
+                        &[("grant_type", "refresh_token"), ("refresh_token", &token)],
+                    ))
+                    .await
+                    .unwrap();
+                let ok = res.status().is_success();
+                let body = res.into_body().collect().await.unwrap().to_bytes();
+                lat.push(t.elapsed().as_secs_f64());
+                if !ok {
+                    bad += 1;
+                    break;
+                }
+                let v: Value = serde_json::from_slice(&body).unwrap();
+                token = v["refresh_token"].as_str().unwrap().to_owned();
+            }
+            (lat, bad)
+        }));
+    }
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    summarize(results, started.elapsed().as_secs_f64())
+}
+
 fn summarize(results: Vec<(Vec<f64>, u64)>, elapsed: f64) -> Run {
     let mut all = Vec::new();
     let mut non_2xx = 0;
@@ -321,7 +369,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let pid = server.child.id();
-    let login = |http: Http, base: String, secret: String| async move {
+    let login = |http: Http, base: String, secret: String, scope: &'static str| async move {
         let res = http
             .request(post_form(
                 &base,
@@ -331,7 +379,7 @@ async fn main() {
                     ("grant_type", "password"),
                     ("username", "ada"),
                     ("password", "benchmark password"),
-                    ("scope", "openid profile"),
+                    ("scope", scope),
                 ],
             ))
             .await
@@ -339,7 +387,13 @@ async fn main() {
         let body = res.into_body().collect().await.unwrap().to_bytes();
         serde_json::from_slice::<Value>(&body).unwrap()
     };
-    let first = login(http.clone(), base.clone(), app_secret.clone()).await;
+    let first = login(
+        http.clone(),
+        base.clone(),
+        app_secret.clone(),
+        "openid profile",
+    )
+    .await;
     let access = first["access_token"].as_str().unwrap().to_owned();
 
     let mut rows: Vec<(&str, Run, &str, f64, f64)> = Vec::new();
@@ -382,71 +436,29 @@ async fn main() {
         hash_rate,
         0.85,
     ));
-    // Refresh: each worker keeps its own chain, so rotation never collides.
-    let mut chains = Vec::new();
-    for _ in 0..CONCURRENCY {
-        chains.push(std::sync::Mutex::new(
-            login(http.clone(), base.clone(), app_secret.clone()).await["refresh_token"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
+    // Refresh: each worker keeps its own chain, so rotation never collides. Without
+    // `openid` a refresh signs one token (the access token); with it, two (and an ID token).
+    for (name, scope, signatures) in [
+        ("refresh grant", "profile", 1.0),
+        ("refresh grant + ID token", "openid profile", 2.0),
+    ] {
+        let mut chains = Vec::new();
+        for _ in 0..CONCURRENCY {
+            let tokens = login(http.clone(), base.clone(), app_secret.clone(), scope).await;
+            chains.push(tokens["refresh_token"].as_str().unwrap().to_owned());
+        }
+        rows.push((
+            name,
+            refresh_load(&http, &base, &app_secret, chains, secs).await,
+            if signatures == 1.0 {
+                "cores x RS256 sign"
+            } else {
+                "cores x RS256 sign / 2"
+            },
+            sign_rate / signatures,
+            0.50,
         ));
     }
-    let chains = Arc::new(chains);
-    let refresh_run = {
-        let deadline = Instant::now() + Duration::from_secs_f64(secs);
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for w in 0..CONCURRENCY {
-            let (http, b, s, chains) = (
-                http.clone(),
-                base.clone(),
-                app_secret.clone(),
-                chains.clone(),
-            );
-            tasks.push(tokio::spawn(async move {
-                let mut lat = Vec::new();
-                let mut bad = 0u64;
-                while Instant::now() < deadline {
-                    let token = chains[w].lock().unwrap().clone();
-                    let t = Instant::now();
-                    let res = http
-                        .request(post_form(
-                            &b,
-                            "/token",
-                            Some(("app", &s)),
-                            &[("grant_type", "refresh_token"), ("refresh_token", &token)],
-                        ))
-                        .await
-                        .unwrap();
-                    let ok = res.status().is_success();
-                    let body = res.into_body().collect().await.unwrap().to_bytes();
-                    lat.push(t.elapsed().as_secs_f64());
-                    if ok {
-                        let v: Value = serde_json::from_slice(&body).unwrap();
-                        *chains[w].lock().unwrap() =
-                            v["refresh_token"].as_str().unwrap().to_owned();
-                    } else {
-                        bad += 1;
-                        break;
-                    }
-                }
-                (lat, bad)
-            }));
-        }
-        let mut results = Vec::new();
-        for t in tasks {
-            results.push(t.await.unwrap());
-        }
-        summarize(results, started.elapsed().as_secs_f64())
-    };
-    rows.push((
-        "refresh grant",
-        refresh_run,
-        "cores x RS256 sign",
-        sign_rate,
-        0.50,
-    ));
     let (b, s) = (base.clone(), svc_secret.clone());
     rows.push((
         "client_credentials",
