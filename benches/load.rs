@@ -143,7 +143,6 @@ where
     summarize(results, start.elapsed().as_secs_f64())
 }
 
-/// Throughput, latency percentiles and failures of the workers' `(latencies, failures)`.
 /// Refresh grants for `secs`: worker `w` rotates its own chain, starting from `chains[w]`,
 /// so rotations never collide (a collision would be a replay and revoke the family).
 async fn refresh_load(
@@ -192,6 +191,7 @@ async fn refresh_load(
     summarize(results, started.elapsed().as_secs_f64())
 }
 
+/// Throughput, latency percentiles and failures of the workers' `(latencies, failures)`.
 fn summarize(results: Vec<(Vec<f64>, u64)>, elapsed: f64) -> Run {
     let mut all = Vec::new();
     let mut non_2xx = 0;
@@ -475,12 +475,26 @@ async fn main() {
         sign_rate,
         0.70,
     ));
-    let (b, a) = (base.clone(), access.clone());
+    // A token per connection, as many users' apps would send: the same token everywhere
+    // would let the store read it once for all concurrent requests.
+    let mut accesses = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let tokens = login(
+            http.clone(),
+            base.clone(),
+            app_secret.clone(),
+            "openid profile",
+        )
+        .await;
+        accesses.push(tokens["access_token"].as_str().unwrap().to_owned());
+    }
+    let accesses = Arc::new(accesses);
+    let (b, a) = (base.clone(), accesses.clone());
     rows.push((
         "userinfo",
-        load(&http, secs, move |_, _| {
+        load(&http, secs, move |w, _| {
             Request::get(format!("{b}/userinfo"))
-                .header("authorization", format!("Bearer {a}"))
+                .header("authorization", format!("Bearer {}", a[w]))
                 .body(Full::new(Bytes::new()))
                 .unwrap()
         })
@@ -489,11 +503,11 @@ async fn main() {
         trivial_rate,
         0.25,
     ));
-    let (b, s, a) = (base.clone(), app_secret.clone(), access.clone());
+    let (b, s, a) = (base.clone(), app_secret.clone(), accesses.clone());
     rows.push((
         "introspection",
-        load(&http, secs, move |_, _| {
-            post_form(&b, "/introspect", Some(("app", &s)), &[("token", &a)])
+        load(&http, secs, move |w, _| {
+            post_form(&b, "/introspect", Some(("app", &s)), &[("token", &a[w])])
         })
         .await,
         "trivial route",

@@ -44,6 +44,29 @@ impl TryFrom<ClientRow> for Client {
     }
 }
 
+impl super::Reads {
+    /// [`Store::client`] for many ids in one statement.
+    pub(super) async fn clients(
+        &self,
+        ids: Vec<String>,
+    ) -> Result<std::collections::HashMap<String, Client>, StoreError> {
+        let sql = format!(
+            "select {COLUMNS} from clients where id in ({})",
+            super::batch::placeholders(ids.len(), 1)
+        );
+        let rows: Vec<ClientRow> = on_pool!(self, |p| {
+            let mut query = sqlx::query_as(&sql);
+            for id in &ids {
+                query = query.bind(id);
+            }
+            query.fetch_all(p).await
+        })?;
+        rows.into_iter()
+            .map(|r| Client::try_from(r).map(|c| (c.id.clone(), c)))
+            .collect()
+    }
+}
+
 impl Store {
     /// Registers a client. `Conflict` when the id is taken.
     pub async fn insert_client(&self, c: &Client) -> Result<(), StoreError> {
@@ -63,13 +86,10 @@ impl Store {
         Ok(())
     }
 
+    /// A client by id: read with concurrent requests' in one statement ([`super::batch`]),
+    /// as every client authentication asks.
     pub async fn client(&self, id: &str) -> Result<Option<Client>, StoreError> {
-        let sql = format!("select {COLUMNS} from clients where id = $1");
-        let row: Option<ClientRow> = on_pool!(self, |p| sqlx::query_as(&sql)
-            .bind(id)
-            .fetch_optional(p)
-            .await)?;
-        row.map(Client::try_from).transpose()
+        self.clients.get(id.to_owned()).await
     }
 
     /// Removes a client and its refresh-token families. False when there is no such client.

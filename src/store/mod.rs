@@ -7,6 +7,7 @@
 //! options). Migrations are per engine only because DDL types differ
 //! (`migrations/sqlite`, `migrations/postgres`, same numbering).
 
+mod batch;
 mod clients;
 mod codes;
 mod copy;
@@ -14,6 +15,7 @@ mod refresh_tokens;
 mod users;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -45,19 +47,19 @@ macro_rules! on_pool {
 pub(crate) use on_pool;
 
 /// Failures the store reports; database details stop here.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     /// A unique constraint said no (e.g. the username or client id exists).
     #[error("already exists")]
     Conflict,
     /// The database cannot be reached or did not answer in time: worth a retry.
     #[error("the database is unavailable: {0}")]
-    Unavailable(sqlx::Error),
+    Unavailable(Arc<sqlx::Error>),
     /// A stored row could not be read back into its model type.
     #[error("stored data is malformed: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]
-    Other(sqlx::Error),
+    Other(Arc<sqlx::Error>),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -75,14 +77,14 @@ impl From<sqlx::Error> for StoreError {
                         || matches!(c.as_ref(), "5" | "6" | "261" | "517")
                 }) =>
             {
-                StoreError::Unavailable(e)
+                StoreError::Unavailable(Arc::new(e))
             }
             sqlx::Error::PoolTimedOut
             | sqlx::Error::Io(_)
             | sqlx::Error::PoolClosed
             | sqlx::Error::Tls(_)
-            | sqlx::Error::Protocol(_) => StoreError::Unavailable(e),
-            _ => StoreError::Other(e),
+            | sqlx::Error::Protocol(_) => StoreError::Unavailable(Arc::new(e)),
+            _ => StoreError::Other(Arc::new(e)),
         }
     }
 }
@@ -104,6 +106,14 @@ pub(crate) enum Pool {
 /// The database: cheap to clone, shared by every request.
 #[derive(Clone, Debug)]
 pub struct Store {
+    pool: Pool,
+    /// The reads every request makes, coalesced (see [`batch`]).
+    token_states: Arc<batch::Batcher<users::TokenKey, (crate::model::User, TokenState)>>,
+    clients: Arc<batch::Batcher<String, crate::model::Client>>,
+}
+
+/// The pool alone: what the batched reads run on (a [`Store`] holds their batchers).
+struct Reads {
     pool: Pool,
 }
 
@@ -170,7 +180,23 @@ impl Store {
                 "unsupported database URL; use sqlite://PATH (e.g. sqlite://ferrid.db) or postgres://USER@HOST/DB"
             );
         };
-        Ok(Self { pool })
+        let reads = Arc::new(Reads { pool: pool.clone() });
+        let token_states = {
+            let reads = reads.clone();
+            batch::Batcher::spawn(move |keys| {
+                let reads = reads.clone();
+                async move { reads.token_states(keys).await }
+            })
+        };
+        let clients = batch::Batcher::spawn(move |ids| {
+            let reads = reads.clone();
+            async move { reads.clients(ids).await }
+        });
+        Ok(Self {
+            pool,
+            token_states: Arc::new(token_states),
+            clients: Arc::new(clients),
+        })
     }
 
     /// Which engine: "sqlite" or "postgres".

@@ -1,5 +1,7 @@
 //! The `users` table.
 
+use std::collections::HashMap;
+
 use sqlx::FromRow;
 
 use super::{Store, StoreError, on_pool};
@@ -45,12 +47,62 @@ impl TryFrom<UserRow> for User {
     }
 }
 
-#[derive(FromRow)]
-struct UserStateRow {
-    #[sqlx(flatten)]
-    user: UserRow,
-    jti_revoked: bool,
-    session_expires_at: Option<i64>,
+/// What [`Store::user_with_token_state`] looks up.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(super) struct TokenKey {
+    user_id: String,
+    jti: String,
+    sid: Option<String>,
+}
+
+impl super::Reads {
+    /// [`Store::user_with_token_state`] for many tokens in one statement.
+    pub(super) async fn token_states(
+        &self,
+        keys: Vec<TokenKey>,
+    ) -> Result<HashMap<TokenKey, (User, TokenState)>, StoreError> {
+        #[derive(FromRow)]
+        struct Row {
+            req_jti: String,
+            req_sid: Option<String>,
+            #[sqlx(flatten)]
+            user: UserRow,
+            jti_revoked: bool,
+            session_expires_at: Option<i64>,
+        }
+        let sql = format!(
+            "with req (user_id, jti, sid) as (values {}) \
+             select req.jti as req_jti, req.sid as req_sid, {USER_COLUMNS}, \
+                    exists(select 1 from revoked_access_tokens r where r.jti = req.jti) \
+                      as jti_revoked, \
+                    (select f.expires_at from refresh_families f \
+                      where f.id = req.sid and f.revoked_at is null) as session_expires_at \
+             from req join users u on u.id = req.user_id",
+            super::batch::placeholders(keys.len(), 3)
+        );
+        let rows: Vec<Row> = on_pool!(self, |p| {
+            let mut query = sqlx::query_as(&sql);
+            for key in &keys {
+                query = query.bind(&key.user_id).bind(&key.jti).bind(&key.sid);
+            }
+            query.fetch_all(p).await
+        })?;
+        rows.into_iter()
+            .map(|r| {
+                let state = TokenState {
+                    jti_revoked: r.jti_revoked,
+                    session_expires_at: r.session_expires_at,
+                };
+                let user = User::try_from(r.user)?;
+                let key = TokenKey {
+                    user_id: user.id.clone(),
+                    jti: r.req_jti,
+                    sid: r.req_sid,
+                };
+                Ok((key, (user, state)))
+            })
+            .collect()
+    }
 }
 
 /// See [`Store::user_with_token_state`].
@@ -125,37 +177,24 @@ impl Store {
         row.map(User::try_from).transpose()
     }
 
-    /// The user an access token names, with what else decides whether the token is live,
-    /// read in one statement (the hot path of /userinfo and /introspect): whether its `jti`
-    /// was revoked, and when its session (refresh-token family `sid`) ends — `None` when
-    /// there is no such live family. `None` when there is no such user.
+    /// The user an access token names, with what else decides whether the token is live:
+    /// whether its `jti` was revoked, and when its session (refresh-token family `sid`)
+    /// ends — `None` when there is no such live family. `None` when there is no such user.
+    /// The hot path of /userinfo and /introspect: read with concurrent requests' in one
+    /// statement ([`super::batch`]).
     pub async fn user_with_token_state(
         &self,
         user_id: &str,
         jti: &str,
         sid: Option<&str>,
     ) -> Result<Option<(User, TokenState)>, StoreError> {
-        let sql = format!(
-            "select {COLUMNS}, \
-                    exists(select 1 from revoked_access_tokens where jti = $2) as jti_revoked, \
-                    (select expires_at from refresh_families \
-                      where id = $3 and revoked_at is null) as session_expires_at \
-             from users where id = $1"
-        );
-        let row: Option<UserStateRow> = on_pool!(self, |p| sqlx::query_as(&sql)
-            .bind(user_id)
-            .bind(jti)
-            .bind(sid)
-            .fetch_optional(p)
-            .await)?;
-        row.map(|r| {
-            let state = TokenState {
-                jti_revoked: r.jti_revoked,
-                session_expires_at: r.session_expires_at,
-            };
-            User::try_from(r.user).map(|user| (user, state))
-        })
-        .transpose()
+        self.token_states
+            .get(TokenKey {
+                user_id: user_id.to_owned(),
+                jti: jti.to_owned(),
+                sid: sid.map(str::to_owned),
+            })
+            .await
     }
 
     pub async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {

@@ -22,9 +22,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use aws_lc_rs::rsa::{KeyPair, KeySize, PublicKeyComponents};
 use aws_lc_rs::signature::KeyPair as _;
+use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use jsonwebtoken::DecodingKey;
 use serde::Serialize;
 
 /// Smallest RSA modulus accepted (NIST SP 800-131A; RFC 7518 §3.3 requires 2048 for RS256).
@@ -60,7 +60,8 @@ pub struct LoadedKey {
     /// Parsed once at load: parsing validates the key and builds its Montgomery contexts,
     /// which cost more than the signature itself if done per token.
     pair: KeyPair,
-    decoding: DecodingKey,
+    /// The public half, parsed once for the same reason.
+    verifying: ParsedPublicKey,
     jwk: Jwk,
 }
 
@@ -101,8 +102,9 @@ impl KeyRing {
         self.signing().0
     }
 
-    pub fn decoding_key(&self, kid: &str) -> Option<&DecodingKey> {
-        self.by_kid.get(kid).map(|&i| &self.keys[i].decoding)
+    /// The key that verifies RS256 signatures (RFC 7518 §3.3) of `kid`.
+    pub fn verifying_key(&self, kid: &str) -> Option<&ParsedPublicKey> {
+        self.by_kid.get(kid).map(|&i| &self.keys[i].verifying)
     }
 
     pub fn keys(&self) -> &[LoadedKey] {
@@ -220,7 +222,9 @@ fn load_file(file: &Path) -> Result<LoadedKey, KeyError> {
     let components = PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
     let (n, e) = (B64.encode(&components.n), B64.encode(&components.e));
     let kid = thumbprint(&n, &e);
-    let decoding = DecodingKey::from_rsa_raw_components(&components.n, &components.e);
+    let verifying = components
+        .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
+        .map_err(|e| bad(format!("not a usable RSA public key ({e})")))?;
     let jwk = Jwk {
         kty: "RSA",
         use_: "sig",
@@ -234,7 +238,7 @@ fn load_file(file: &Path) -> Result<LoadedKey, KeyError> {
         file: file.to_owned(),
         bits,
         pair,
-        decoding,
+        verifying,
         jwk,
     })
 }
@@ -388,7 +392,7 @@ mod tests {
         let second = generate(dir.path()).unwrap();
         let ring = load(dir.path()).unwrap();
         assert_eq!(ring.signing_kid(), second);
-        assert!(ring.decoding_key(&first).is_some());
+        assert!(ring.verifying_key(&first).is_some());
         assert!(matches!(
             retire(dir.path(), &second),
             Err(KeyError::RetireSigning(_))
@@ -399,7 +403,7 @@ mod tests {
         ));
         retire(dir.path(), &first).unwrap();
         let ring = load(dir.path()).unwrap();
-        assert!(ring.decoding_key(&first).is_none());
+        assert!(ring.verifying_key(&first).is_none());
         assert_eq!(ring.keys().len(), 1);
     }
 

@@ -1,7 +1,10 @@
 //! Minting and verifying JWTs, RS256 only, with the keys of [`keys`]. Free of HTTP and SQL.
 //!
-//! `exp` is checked against the `now` the caller passes (time is a parameter), not against
-//! the system clock: jsonwebtoken's own `exp` check is turned off.
+//! The JWS compact serialization is written and checked here, over aws-lc keys parsed once
+//! when the key ring loads. (jsonwebtoken re-parses and re-validates the private key for
+//! every signature: 629 µs a token against 263 µs with the parsed key, which is what
+//! `openssl speed rsa2048` does on the same machine.) `exp` is checked against the `now`
+//! the caller passes (time is a parameter), not against the system clock.
 
 pub mod claims;
 pub mod keys;
@@ -12,7 +15,6 @@ use std::sync::{Arc, RwLock};
 use aws_lc_rs::signature::RSA_PKCS1_SHA256;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::Serialize;
 
 pub use claims::{AccessClaims, Audience, IdClaims, ProfileClaims, at_hash};
@@ -105,9 +107,19 @@ impl TokenIssuer {
     fn sign<T: Serialize>(&self, typ: Option<&str>, claims: &T) -> Result<String, TokenError> {
         let ring = self.keys.current();
         let (kid, key) = ring.signing();
-        let mut header = Header::new(Algorithm::RS256);
-        header.typ = typ.map(str::to_owned);
-        header.kid = Some(kid.to_owned());
+        // The JOSE header (RFC 7515 §4.1): typ, alg, kid.
+        #[derive(Serialize)]
+        struct JoseHeader<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            typ: Option<&'a str>,
+            alg: &'static str,
+            kid: &'a str,
+        }
+        let header = JoseHeader {
+            typ,
+            alg: "RS256",
+            kid,
+        };
         let header = serde_json::to_vec(&header).map_err(|e| TokenError::Sign(e.to_string()))?;
         let claims = serde_json::to_vec(claims).map_err(|e| TokenError::Sign(e.to_string()))?;
         let mut jws = String::with_capacity((header.len() + claims.len()) * 4 / 3 + 360);
@@ -131,58 +143,102 @@ impl TokenIssuer {
     /// The `(aud, sub)` of an ID token this issuer signed — an expired one too, as OIDC
     /// RP-Initiated Logout 1.0 §2 allows for `id_token_hint`.
     pub fn id_token_hint(&self, token: &str) -> Result<(String, String), TokenError> {
-        self.decode::<IdClaims>(token, &["iss", "sub", "aud"], |typ| {
-            !typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)
-        })
-        .map(|claims| (claims.aud, claims.sub))
+        self.decode::<IdClaims>(token, |typ| !typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP))
+            .map(|claims| (claims.aud, claims.sub))
     }
 
     /// Verifies an access token of this issuer: RS256 only (no `none`, no HMAC keyed with a
     /// public key: RFC 8725 §3.1), `typ` at+jwt (RFC 9068 §4), a `kid` in the JWKS, our `iss`,
     /// and `exp` after `now`.
     pub fn verify_access(&self, token: &str, now: i64) -> Result<AccessClaims, TokenError> {
-        let claims =
-            self.decode::<AccessClaims>(token, &["exp", "iat", "iss", "sub", "aud"], |typ| {
-                typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)
-                    || typ.eq_ignore_ascii_case("application/at+jwt")
-            })?;
+        let claims = self.decode::<AccessClaims>(token, |typ| {
+            typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)
+                || typ.eq_ignore_ascii_case("application/at+jwt")
+        })?;
         if claims.exp <= now {
             return Err(TokenError::Expired);
         }
         Ok(claims)
     }
 
-    /// Decodes a JWT of this issuer: RS256 with a `kid` of the key ring, a `typ` that
-    /// `typ_ok` accepts (an absent `typ` is the empty string), our `iss`, the `required`
-    /// claims. `exp` is left to the caller (time is a parameter here).
-    fn decode<T: serde::de::DeserializeOwned>(
+    /// Decodes a JWT of this issuer (RFC 7515 §5.2, compact serialization): RS256 (RFC 7518
+    /// §3.3) with a `kid` of the key ring, a `typ` that `typ_ok` accepts (an absent `typ` is
+    /// the empty string), no `crit` (§4.1.11: we understand no extension), a valid
+    /// signature, then claims that parse as `T` (which makes its claims required) with our
+    /// `iss`. `exp` is left to the caller (time is a parameter here). The key was parsed
+    /// once, at load: verification is the signature check alone.
+    fn decode<T: serde::de::DeserializeOwned + Issued>(
         &self,
         token: &str,
-        required: &[&str],
         typ_ok: impl Fn(&str) -> bool,
     ) -> Result<T, TokenError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
-        if header.alg != Algorithm::RS256 {
+        #[derive(serde::Deserialize)]
+        struct JoseHeader {
+            alg: String,
+            #[serde(default)]
+            typ: Option<String>,
+            #[serde(default)]
+            kid: Option<String>,
+            #[serde(default)]
+            crit: Option<serde::de::IgnoredAny>,
+        }
+        let mut parts = token.split('.');
+        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Malformed);
+        };
+        let header: JoseHeader = B64
+            .decode(header_b64)
+            .ok()
+            .and_then(|json| serde_json::from_slice(&json).ok())
+            .ok_or(TokenError::Malformed)?;
+        if header.alg != "RS256" {
             return Err(TokenError::WrongAlgorithm);
         }
         if !typ_ok(header.typ.as_deref().unwrap_or_default()) {
             return Err(TokenError::WrongType);
         }
+        if header.crit.is_some() {
+            return Err(TokenError::Invalid);
+        }
         let ring = self.keys.current();
         let key = header
             .kid
             .as_deref()
-            .and_then(|kid| ring.decoding_key(kid))
+            .and_then(|kid| ring.verifying_key(kid))
             .ok_or(TokenError::UnknownKey)?;
-        let mut validation = Validation::new(Algorithm::RS256);
-        validation.set_issuer(&[&self.issuer]);
-        validation.validate_exp = false;
-        validation.validate_aud = false;
-        validation.leeway = 0;
-        validation.required_spec_claims = required.iter().map(|c| (*c).to_owned()).collect();
-        jsonwebtoken::decode::<T>(token, key, &validation)
-            .map(|data| data.claims)
-            .map_err(|_| TokenError::Invalid)
+        let signature = B64.decode(signature_b64).map_err(|_| TokenError::Invalid)?;
+        // The signing input is the first two parts as they were sent (§5.2 step 8).
+        let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
+        key.verify_sig(signing_input.as_bytes(), &signature)
+            .map_err(|_| TokenError::Invalid)?;
+        let claims: T = B64
+            .decode(payload_b64)
+            .ok()
+            .and_then(|json| serde_json::from_slice(&json).ok())
+            .ok_or(TokenError::Invalid)?;
+        if claims.iss() != self.issuer {
+            return Err(TokenError::Invalid);
+        }
+        Ok(claims)
+    }
+}
+
+/// Claims that name their issuer.
+trait Issued {
+    fn iss(&self) -> &str;
+}
+
+impl Issued for AccessClaims {
+    fn iss(&self) -> &str {
+        &self.iss
+    }
+}
+
+impl Issued for IdClaims {
+    fn iss(&self) -> &str {
+        &self.iss
     }
 }
 
@@ -221,6 +277,81 @@ mod tests {
             proptest::prop_assert!(issuer.verify_access(&forged, 0).is_err());
             proptest::prop_assert!(issuer.id_token_hint(&forged).is_err());
         }
+    }
+
+    /// Tokens signed with our key but with headers we must not accept (RFC 7515 §4.1.11
+    /// `crit`; RFC 8725 §3.1 algorithms; RFC 9068 §4 `typ`), or not in three parts.
+    #[test]
+    fn headers_we_do_not_understand_are_refused_even_when_the_signature_is_ours() {
+        let issuer = issuer();
+        let ring = issuer.keys().current();
+        let (kid, key) = ring.signing();
+        let claims = serde_json::json!({
+            "iss": "https://id.example", "sub": "u", "aud": "api", "exp": 2_000_000_000_i64,
+            "iat": 1_000_000_000_i64, "jti": "j", "client_id": "c", "scope": "openid",
+        });
+        let sign = |header: serde_json::Value| {
+            let input = format!(
+                "{}.{}",
+                B64.encode(header.to_string()),
+                B64.encode(claims.to_string())
+            );
+            let mut sig = vec![0; key.public_modulus_len()];
+            key.sign(
+                &RSA_PKCS1_SHA256,
+                &aws_lc_rs::rand::SystemRandom::new(),
+                input.as_bytes(),
+                &mut sig,
+            )
+            .unwrap();
+            format!("{input}.{}", B64.encode(sig))
+        };
+        let now = 1_500_000_000;
+        let good = sign(serde_json::json!({"alg": "RS256", "typ": "at+jwt", "kid": kid}));
+        assert_eq!(issuer.verify_access(&good, now).unwrap().sub, "u");
+        let cases = [
+            (
+                serde_json::json!({"alg": "RS256", "typ": "at+jwt", "kid": kid, "crit": ["exp"], "exp": 1}),
+                TokenError::Invalid,
+            ),
+            (
+                serde_json::json!({"alg": "RS384", "typ": "at+jwt", "kid": kid}),
+                TokenError::WrongAlgorithm,
+            ),
+            (
+                serde_json::json!({"alg": "none", "typ": "at+jwt", "kid": kid}),
+                TokenError::WrongAlgorithm,
+            ),
+            (
+                serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": kid}),
+                TokenError::WrongType,
+            ),
+            (
+                serde_json::json!({"alg": "RS256", "typ": "at+jwt"}),
+                TokenError::UnknownKey,
+            ),
+            (
+                serde_json::json!({"alg": "RS256", "typ": "at+jwt", "kid": "someone-else"}),
+                TokenError::UnknownKey,
+            ),
+        ];
+        for (header, why) in cases {
+            let token = sign(header.clone());
+            assert_eq!(
+                issuer.verify_access(&token, now).err(),
+                Some(why),
+                "{header}"
+            );
+        }
+        assert_eq!(
+            issuer.verify_access(&format!("{good}.x"), now).err(),
+            Some(TokenError::Malformed)
+        );
+        let unsigned = good.rsplit_once('.').unwrap().0.to_owned() + ".";
+        assert_eq!(
+            issuer.verify_access(&unsigned, now).err(),
+            Some(TokenError::Invalid)
+        );
     }
 
     #[test]
