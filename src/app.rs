@@ -91,12 +91,12 @@ impl App {
             throttle: Arc::new(Throttle::new(config.login_throttle)),
             metrics: Arc::new(crate::metrics::Metrics::default()),
         };
-        let state = AppState {
+        let state = AppState::new(crate::http::state::Shared {
             trust_x_forwarded_for: config.trust_x_forwarded_for,
             oauth,
             clock,
             discovery: Arc::new(Discovery::new(&issuer)),
-        };
+        });
         Ok(Self {
             listener,
             state,

@@ -9,8 +9,24 @@ use crate::oauth::OAuth;
 
 use super::discovery::Discovery;
 
+/// Cloned for every request (axum's `State`), so it is one `Arc`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub oauth: OAuth,
     pub clock: Clock,
     pub discovery: Arc<Discovery>,
