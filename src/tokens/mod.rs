@@ -77,11 +77,48 @@ pub enum TokenError {
 pub struct TokenIssuer {
     issuer: String,
     keys: Keys,
+    verified: Arc<Verified>,
+}
+
+/// Access tokens that verified, by their text, with the `kid` that signed them.
+///
+/// A resource server presents one token to /userinfo or /introspect many times over its
+/// life, and the signature check is most of such a request's CPU (~15 µs of RSA). Only
+/// what cannot change is remembered: that these exact bytes carry our valid signature and
+/// well-formed claims. An entry counts only while its key is still in the ring (a retired
+/// key's tokens fail at once); `exp` is checked on every use, and revocation, session and
+/// user by the caller, in the database, on every request. Bounded: when full, it starts
+/// over.
+#[derive(Default)]
+struct Verified {
+    tokens: std::sync::Mutex<std::collections::HashMap<String, (String, AccessClaims)>>,
+}
+
+/// Entries in [`Verified`]: about 1 KiB each.
+const VERIFIED_CAPACITY: usize = 4096;
+
+impl Verified {
+    fn get(&self, token: &str) -> Option<(String, AccessClaims)> {
+        let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        tokens.get(token).cloned()
+    }
+
+    fn insert(&self, token: &str, kid: String, claims: &AccessClaims) {
+        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        if tokens.len() >= VERIFIED_CAPACITY {
+            tokens.clear();
+        }
+        tokens.insert(token.to_owned(), (kid, claims.clone()));
+    }
 }
 
 impl TokenIssuer {
     pub fn new(issuer: String, keys: Keys) -> Self {
-        Self { issuer, keys }
+        Self {
+            issuer,
+            keys,
+            verified: Arc::default(),
+        }
     }
 
     pub fn issuer(&self) -> &str {
@@ -144,17 +181,28 @@ impl TokenIssuer {
     /// RP-Initiated Logout 1.0 §2 allows for `id_token_hint`.
     pub fn id_token_hint(&self, token: &str) -> Result<(String, String), TokenError> {
         self.decode::<IdClaims>(token, |typ| !typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP))
-            .map(|claims| (claims.aud, claims.sub))
+            .map(|(claims, _)| (claims.aud, claims.sub))
     }
 
     /// Verifies an access token of this issuer: RS256 only (no `none`, no HMAC keyed with a
     /// public key: RFC 8725 §3.1), `typ` at+jwt (RFC 9068 §4), a `kid` in the JWKS, our `iss`,
     /// and `exp` after `now`.
     pub fn verify_access(&self, token: &str, now: i64) -> Result<AccessClaims, TokenError> {
-        let claims = self.decode::<AccessClaims>(token, |typ| {
-            typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)
-                || typ.eq_ignore_ascii_case("application/at+jwt")
-        })?;
+        let known = self
+            .verified
+            .get(token)
+            .filter(|(kid, _)| self.keys.current().verifying_key(kid).is_some());
+        let claims = match known {
+            Some((_, claims)) => claims,
+            None => {
+                let (claims, kid) = self.decode::<AccessClaims>(token, |typ| {
+                    typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)
+                        || typ.eq_ignore_ascii_case("application/at+jwt")
+                })?;
+                self.verified.insert(token, kid, &claims);
+                claims
+            }
+        };
         if claims.exp <= now {
             return Err(TokenError::Expired);
         }
@@ -167,11 +215,12 @@ impl TokenIssuer {
     /// signature, then claims that parse as `T` (which makes its claims required) with our
     /// `iss`. `exp` is left to the caller (time is a parameter here). The key was parsed
     /// once, at load: verification is the signature check alone.
+    /// Returns the claims and the `kid` that signed them.
     fn decode<T: serde::de::DeserializeOwned + Issued>(
         &self,
         token: &str,
         typ_ok: impl Fn(&str) -> bool,
-    ) -> Result<T, TokenError> {
+    ) -> Result<(T, String), TokenError> {
         #[derive(serde::Deserialize)]
         struct JoseHeader {
             alg: String,
@@ -203,10 +252,9 @@ impl TokenIssuer {
             return Err(TokenError::Invalid);
         }
         let ring = self.keys.current();
-        let key = header
+        let (kid, key) = header
             .kid
-            .as_deref()
-            .and_then(|kid| ring.verifying_key(kid))
+            .and_then(|kid| ring.verifying_key(&kid).map(|key| (kid, key)))
             .ok_or(TokenError::UnknownKey)?;
         let signature = B64.decode(signature_b64).map_err(|_| TokenError::Invalid)?;
         // The signing input is the first two parts as they were sent (§5.2 step 8).
@@ -221,7 +269,7 @@ impl TokenIssuer {
         if claims.iss() != self.issuer {
             return Err(TokenError::Invalid);
         }
-        Ok(claims)
+        Ok((claims, kid))
     }
 }
 
@@ -351,6 +399,41 @@ mod tests {
         assert_eq!(
             issuer.verify_access(&unsigned, now).err(),
             Some(TokenError::Invalid)
+        );
+    }
+
+    /// A token verified once is remembered, but only while its key is in the ring, and
+    /// its `exp` still counts.
+    #[test]
+    fn a_remembered_token_still_expires_and_dies_with_its_key() {
+        let (dir, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let keys = Keys::new(keys::load_or_generate(dir.path()).unwrap());
+        let issuer = TokenIssuer::new("https://id.example".into(), keys.clone());
+        let claims = AccessClaims {
+            iss: "https://id.example".into(),
+            sub: "u".into(),
+            aud: Audience::One("api".into()),
+            exp: 2_000_000_000,
+            iat: 1_000_000_000,
+            jti: "j".into(),
+            client_id: "c".into(),
+            scope: "openid".into(),
+            auth_time: None,
+            sid: None,
+        };
+        let token = issuer.sign_access(&claims).unwrap();
+        for _ in 0..2 {
+            assert_eq!(issuer.verify_access(&token, 1_500_000_000).unwrap().jti, "j");
+        }
+        assert_eq!(
+            issuer.verify_access(&token, 2_000_000_000).err(),
+            Some(TokenError::Expired)
+        );
+        // The key leaves the ring (retired): the remembered token fails like any other.
+        keys.replace(keys::load_or_generate(other.path()).unwrap());
+        assert_eq!(
+            issuer.verify_access(&token, 1_500_000_000).err(),
+            Some(TokenError::UnknownKey)
         );
     }
 
