@@ -143,6 +143,17 @@ where
     summarize(results, start.elapsed().as_secs_f64())
 }
 
+async fn wait_until_up(http: &Http, base: &str, path: &str) {
+    let start = Instant::now();
+    while http.request(get(base, path)).await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{base} did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Refresh grants for `secs`: worker `w` rotates its own chain, starting from `chains[w]`,
 /// so rotations never collide (a collision would be a replay and revoke the family).
 async fn refresh_load(
@@ -260,8 +271,30 @@ fn openssl_sign_rate() -> Option<f64> {
     line.split_whitespace().nth(5)?.parse().ok()
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+/// Set for the child process that serves the trivial route: a process of its own with a
+/// runtime of its own, as ferrid is, so the ceiling is not shared with the load generator's
+/// runtime.
+const TRIVIAL_SERVER: &str = "FERRID_BENCH_TRIVIAL_SERVER";
+
+fn main() {
+    if let Ok(addr) = std::env::var(TRIVIAL_SERVER) {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+            let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+            axum::serve(listener, router).await.unwrap();
+        });
+        return;
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(bench());
+}
+
+async fn bench() {
     let secs: f64 = std::env::var("FERRID_BENCH_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -306,12 +339,18 @@ async fn main() {
         .pool_max_idle_per_host(CONCURRENCY)
         .build_http();
     let trivial_addr = free_addr();
-    let trivial = tokio::net::TcpListener::bind(trivial_addr).await.unwrap();
-    let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
-    tokio::spawn(async move { axum::serve(trivial, router).await.unwrap() });
-    let trivial_base = format!("http://{trivial_addr}");
+    let trivial_server = Server {
+        child: Command::new(std::env::current_exe().unwrap())
+            .env(TRIVIAL_SERVER, trivial_addr.to_string())
+            .spawn()
+            .expect("the trivial server starts"),
+        base: format!("http://{trivial_addr}"),
+    };
+    let trivial_base = trivial_server.base.clone();
+    wait_until_up(&http, &trivial_base, "/").await;
     let trivial_run = load(&http, secs, move |_, _| get(&trivial_base, "/")).await;
     let trivial_rate = trivial_run.rate;
+    drop(trivial_server);
 
     // ferrid, release build, fresh database.
     let dir = tempfile::tempdir().unwrap();
@@ -360,14 +399,7 @@ async fn main() {
         base: format!("http://{addr}"),
     };
     let base = server.base.clone();
-    let start = Instant::now();
-    while http.request(get(&base, "/healthz")).await.is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "ferrid did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_up(&http, &base, "/healthz").await;
     let pid = server.child.id();
     let login = |http: Http, base: String, secret: String, scope: &'static str| async move {
         let res = http

@@ -423,7 +423,10 @@ mod tests {
         };
         let token = issuer.sign_access(&claims).unwrap();
         for _ in 0..2 {
-            assert_eq!(issuer.verify_access(&token, 1_500_000_000).unwrap().jti, "j");
+            assert_eq!(
+                issuer.verify_access(&token, 1_500_000_000).unwrap().jti,
+                "j"
+            );
         }
         assert_eq!(
             issuer.verify_access(&token, 2_000_000_000).err(),
