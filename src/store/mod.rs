@@ -66,14 +66,17 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict,
-            // PostgreSQL: SQLSTATE class 08 (connection exception) and 57P0x (the server
-            // shutting down or restarting). SQLite: SQLITE_BUSY (5, and its extended codes
+            // PostgreSQL: SQLSTATE class 08 (connection exception), 57P0x (the server
+            // shutting down or restarting), 40001 and 40P01 (a serialization failure or a
+            // deadlock: two replicas' batched rotations can lock the same rows in opposite
+            // orders; PostgreSQL aborts one). SQLite: SQLITE_BUSY (5, and its extended codes
             // 261, 517) and SQLITE_LOCKED (6), the busy timeout running out behind another
             // writer. Either way, worth a retry.
             sqlx::Error::Database(d)
                 if d.code().is_some_and(|c| {
                     c.starts_with("08")
                         || c.starts_with("57P0")
+                        || matches!(c.as_ref(), "40001" | "40P01")
                         || matches!(c.as_ref(), "5" | "6" | "261" | "517")
                 }) =>
             {
@@ -110,9 +113,11 @@ pub struct Store {
     /// The reads every request makes, coalesced (see [`batch`]).
     token_states: Arc<batch::Batcher<users::TokenKey, (crate::model::User, TokenState)>>,
     clients: Arc<batch::Batcher<String, crate::model::Client>>,
+    refresh_records: Arc<batch::Batcher<String, (RefreshRecord, crate::model::User)>>,
+    rotations: Arc<batch::Batcher<refresh_tokens::RotateKey, Rotation>>,
 }
 
-/// The pool alone: what the batched reads run on (a [`Store`] holds their batchers).
+/// The pool alone: what the batched statements run on (a [`Store`] holds their batchers).
 struct Reads {
     pool: Pool,
 }
@@ -188,14 +193,30 @@ impl Store {
                 async move { reads.token_states(keys).await }
             })
         };
-        let clients = batch::Batcher::spawn(move |ids| {
+        let clients = {
             let reads = reads.clone();
-            async move { reads.clients(ids).await }
+            batch::Batcher::spawn(move |ids| {
+                let reads = reads.clone();
+                async move { reads.clients(ids).await }
+            })
+        };
+        let refresh_records = {
+            let reads = reads.clone();
+            batch::Batcher::spawn(move |hashes| {
+                let reads = reads.clone();
+                async move { reads.refresh_records(hashes).await }
+            })
+        };
+        let rotations = batch::Batcher::spawn(move |rotations| {
+            let reads = reads.clone();
+            async move { reads.rotate(rotations).await }
         });
         Ok(Self {
             pool,
             token_states: Arc::new(token_states),
             clients: Arc::new(clients),
+            refresh_records: Arc::new(refresh_records),
+            rotations: Arc::new(rotations),
         })
     }
 

@@ -5,6 +5,8 @@
 //! that stores its successor, so of N concurrent refreshes exactly one wins, and a rotation
 //! that was answered is committed (it survives a crash).
 
+use std::collections::HashMap;
+
 use sqlx::FromRow;
 
 use super::users::{USER_COLUMNS, UserRow};
@@ -40,7 +42,7 @@ pub struct RefreshRecord {
 }
 
 /// What a rotation found.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rotation {
     /// The token was live and unused: it is now used, and the successor is stored.
     Rotated,
@@ -120,6 +122,120 @@ const INSERT_TOKEN: &str =
     "insert into refresh_tokens (hash, family_id, issued_at) values ($1, $2, $3)";
 const REVOKE_FAMILY: &str =
     "update refresh_families set revoked_at = $1 where id = $2 and revoked_at is null";
+
+/// One request of [`Store::rotate_refresh_token`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(super) struct RotateKey {
+    token_hash: String,
+    family_id: String,
+    successor_hash: String,
+    now: i64,
+}
+
+impl super::Reads {
+    /// [`Store::rotate_refresh_token`] for many tokens: one UPDATE rotates every token of the
+    /// batch that is unused and of a live family (for each, its own successor and time), and
+    /// says which; each of the others that had been used already revokes its family. Two
+    /// requests for one token in one batch: the first listed wins, the other is a replay.
+    pub(super) async fn rotate(
+        &self,
+        batch: Vec<RotateKey>,
+    ) -> Result<HashMap<RotateKey, Rotation>, StoreError> {
+        // Per item i: $(3i+1) the token's digest, $(3i+2) its successor's, $(3i+3) now.
+        let case = |then: usize| {
+            let arms: Vec<String> = (0..batch.len())
+                .map(|i| format!("when ${} then ${}", 3 * i + 1, 3 * i + 1 + then))
+                .collect();
+            format!("case refresh_tokens.hash {} end", arms.join(" "))
+        };
+        let digests: Vec<String> = (0..batch.len())
+            .map(|i| format!("${}", 3 * i + 1))
+            .collect();
+        let (successor, now) = (case(1), case(2));
+        let sql = format!(
+            "update refresh_tokens set used_at = {now}, successor_hash = {successor} \
+             where hash in ({}) and used_at is null and exists \
+             (select 1 from refresh_families f where f.id = refresh_tokens.family_id \
+              and f.revoked_at is null and f.expires_at > {now}) \
+             returning hash, successor_hash",
+            digests.join(", ")
+        );
+        let rotated: Vec<(String, String)> = on_pool!(write self, |p| {
+            let mut query = sqlx::query_as(&sql);
+            for key in &batch {
+                query = query
+                    .bind(&key.token_hash)
+                    .bind(&key.successor_hash)
+                    .bind(key.now);
+            }
+            query.fetch_all(p).await
+        })?;
+        let rotated: std::collections::HashSet<(String, String)> = rotated.into_iter().collect();
+        let mut outcome = HashMap::with_capacity(batch.len());
+        for key in batch {
+            let won = rotated.contains(&(key.token_hash.clone(), key.successor_hash.clone()));
+            let result = if won {
+                Rotation::Rotated
+            } else if self.revoke_if_used(&key).await? {
+                Rotation::Reused
+            } else {
+                Rotation::Refused
+            };
+            outcome.insert(key, result);
+        }
+        Ok(outcome)
+    }
+
+    /// Revokes the family of a token that was used already (a replay). False when the token
+    /// is unused (its family is dead: nothing to do) or the family was revoked before.
+    async fn revoke_if_used(&self, key: &RotateKey) -> Result<bool, StoreError> {
+        let revoked = on_pool!(write self, |p| sqlx::query(
+            "update refresh_families set revoked_at = $1 \
+             where id = $2 and revoked_at is null and exists \
+             (select 1 from refresh_tokens where hash = $3 and used_at is not null)"
+        )
+        .bind(key.now)
+        .bind(&key.family_id)
+        .bind(&key.token_hash)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(revoked == 1)
+    }
+
+    /// [`Store::refresh_record_with_user`] for many token digests in one statement.
+    pub(super) async fn refresh_records(
+        &self,
+        hashes: Vec<String>,
+    ) -> Result<HashMap<String, (RefreshRecord, User)>, StoreError> {
+        #[derive(FromRow)]
+        struct WithUser {
+            hash: String,
+            #[sqlx(flatten)]
+            row: Row,
+            #[sqlx(flatten)]
+            user: UserRow,
+        }
+        let sql = format!(
+            "select t.hash, {FAMILY_COLUMNS}, t.issued_at, t.used_at, {USER_COLUMNS} \
+             {FROM_TOKEN_AND_FAMILY} join users u on u.id = f.user_id where t.hash in ({})",
+            super::batch::placeholders(hashes.len(), 1)
+        );
+        let rows: Vec<WithUser> = on_pool!(self, |p| {
+            let mut query = sqlx::query_as(&sql);
+            for hash in &hashes {
+                query = query.bind(hash);
+            }
+            query.fetch_all(p).await
+        })?;
+        rows.into_iter()
+            .map(|r| {
+                let found = (RefreshRecord::try_from(r.row)?, User::try_from(r.user)?);
+                Ok((r.hash, found))
+            })
+            .collect()
+    }
+}
 
 impl Store {
     /// Starts a family with its first token.
@@ -203,27 +319,12 @@ impl Store {
     }
 
     /// The token, its family and the family's user, in one statement (the refresh grant).
+    /// Read with concurrent requests' in one statement ([`super::batch`]).
     pub async fn refresh_record_with_user(
         &self,
         token_hash: &str,
     ) -> Result<Option<(RefreshRecord, User)>, StoreError> {
-        #[derive(FromRow)]
-        struct WithUser {
-            #[sqlx(flatten)]
-            row: Row,
-            #[sqlx(flatten)]
-            user: UserRow,
-        }
-        let sql = format!(
-            "select {FAMILY_COLUMNS}, t.issued_at, t.used_at, {USER_COLUMNS} \
-             {FROM_TOKEN_AND_FAMILY} join users u on u.id = f.user_id where t.hash = $1"
-        );
-        let row: Option<WithUser> = on_pool!(self, |p| sqlx::query_as(&sql)
-            .bind(token_hash)
-            .fetch_optional(p)
-            .await)?;
-        row.map(|r| Ok((RefreshRecord::try_from(r.row)?, User::try_from(r.user)?)))
-            .transpose()
+        self.refresh_records.get(token_hash.to_owned()).await
     }
 
     /// Every live family (copying between databases).
@@ -265,6 +366,9 @@ impl Store {
     /// as the family's next token (migration 0004's trigger inserts it). Of concurrent
     /// rotations of one token exactly one matches the row. When none did because the token
     /// had been used, that is a replay: the family is revoked (RFC 9700 §4.14.2).
+    ///
+    /// Concurrent rotations of different tokens share the statement (and so the commit):
+    /// see [`super::batch`]. Each is committed before it is answered.
     pub async fn rotate_refresh_token(
         &self,
         token_hash: &str,
@@ -272,40 +376,13 @@ impl Store {
         successor_hash: &str,
         now: i64,
     ) -> Result<Rotation, StoreError> {
-        let rotated = on_pool!(write self, |p| sqlx::query(
-            "update refresh_tokens set used_at = $1, successor_hash = $2 \
-             where hash = $3 and used_at is null and family_id in \
-             (select id from refresh_families \
-              where id = $4 and revoked_at is null and expires_at > $1)"
-        )
-        .bind(now)
-        .bind(successor_hash)
-        .bind(token_hash)
-        .bind(family_id)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))?
-            == 1;
-        if rotated {
-            return Ok(Rotation::Rotated);
-        }
-        let revoked = on_pool!(write self, |p| sqlx::query(
-            "update refresh_families set revoked_at = $1 \
-             where id = $2 and revoked_at is null and exists \
-             (select 1 from refresh_tokens where hash = $3 and used_at is not null)"
-        )
-        .bind(now)
-        .bind(family_id)
-        .bind(token_hash)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))?
-            == 1;
-        Ok(if revoked {
-            Rotation::Reused
-        } else {
-            Rotation::Refused
-        })
+        let key = RotateKey {
+            token_hash: token_hash.to_owned(),
+            family_id: family_id.to_owned(),
+            successor_hash: successor_hash.to_owned(),
+            now,
+        };
+        Ok(self.rotations.get(key).await?.unwrap_or(Rotation::Refused))
     }
 
     /// Whether a family exists, is not revoked and has not expired.

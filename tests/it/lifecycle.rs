@@ -178,6 +178,50 @@ async fn of_twenty_concurrent_refreshes_of_one_token_exactly_one_succeeds() {
     assert_eq!(refresh(&app, &rt(&winner.1), None).await.0, 400);
 }
 
+/// Concurrent refreshes of different sessions share statements (see store::batch): each
+/// must get its own successor, and one session's replay in the same batch must not touch
+/// the others.
+#[tokio::test]
+async fn concurrent_refreshes_of_different_sessions_each_rotate_their_own() {
+    let app = spawn().await;
+    let mut tokens = Vec::new();
+    for _ in 0..12 {
+        tokens.push(rt(&login(&app, "openid").await));
+    }
+    let spent = tokens[0].clone();
+    assert_eq!(refresh(&app, &spent, None).await.0, 200);
+    for round in 0..3 {
+        // Round 0 also replays the spent token of the first session.
+        let replay = (round == 0).then(|| refresh(&app, &spent, None));
+        let (results, replayed) = tokio::join!(
+            futures_util::future::join_all(tokens.iter().skip(1).map(|t| refresh(&app, t, None))),
+            async {
+                match replay {
+                    Some(r) => Some(r.await),
+                    None => None,
+                }
+            }
+        );
+        if let Some((status, _)) = replayed {
+            assert_eq!(status, 400);
+        }
+        let mut next = vec![String::new()];
+        for (status, body) in &results {
+            assert_eq!(*status, 200, "round {round}: {body}");
+            next.push(rt(body));
+        }
+        let mut distinct = next.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(
+            distinct.len(),
+            next.len(),
+            "every session has its own successor"
+        );
+        tokens = next;
+    }
+}
+
 #[tokio::test]
 async fn a_replay_ends_the_access_tokens_of_its_session_too() {
     let app = spawn().await;
