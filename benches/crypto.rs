@@ -1,7 +1,8 @@
 //! Micro-benchmarks of the work behind every token: `cargo bench --bench crypto`.
 //!
 //! Token minting (access and ID tokens, RS256 with the ring's signing key), access-token
-//! verification (the path /userinfo and /introspect take), and password hashing and
+//! verification (the path /userinfo and /introspect take: the first time a token is seen,
+//! and once it is remembered), and password hashing and
 //! verification (argon2id at ferrid's parameters; a bcrypt hash imported from passlib).
 //! The load benchmark (`cargo bench --bench load`) puts these against the HTTP endpoints.
 
@@ -9,7 +10,7 @@
 
 use std::hint::black_box;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use ferrid::model::Secret;
 use ferrid::password::{HashParams, Passwords};
 use ferrid::tokens::{AccessClaims, Audience, IdClaims, Keys, ProfileClaims, TokenIssuer, keys};
@@ -31,8 +32,8 @@ fn access_claims() -> AccessClaims {
 
 fn tokens(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let ring = keys::load_or_generate(dir.path()).unwrap();
-    let issuer = TokenIssuer::new("https://id.example".into(), Keys::new(ring));
+    let keys = Keys::new(keys::load_or_generate(dir.path()).unwrap());
+    let issuer = TokenIssuer::new("https://id.example".into(), keys.clone());
     let claims = access_claims();
     let id_claims = IdClaims {
         iss: claims.iss.clone(),
@@ -59,7 +60,18 @@ fn tokens(c: &mut Criterion) {
     group.bench_function("mint ID token (RS256)", |b| {
         b.iter(|| issuer.sign_id(black_box(&id_claims)).unwrap())
     });
-    group.bench_function("verify access token", |b| {
+    group.bench_function("verify access token (first time: RS256 signature)", |b| {
+        b.iter_batched(
+            || TokenIssuer::new("https://id.example".into(), keys.clone()),
+            |fresh| {
+                fresh
+                    .verify_access(black_box(&token), 1_800_000_000)
+                    .unwrap()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("verify access token (remembered)", |b| {
         b.iter(|| {
             issuer
                 .verify_access(black_box(&token), 1_800_000_000)
