@@ -45,7 +45,7 @@ where
     pub(crate) fn spawn<F, Fut>(read: F) -> Self
     where
         F: Fn(Vec<K>) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<HashMap<K, V>, StoreError>> + Send,
+        Fut: Future<Output = Result<HashMap<K, V>, StoreError>> + Send + 'static,
     {
         let (queue, mut requests) = mpsc::channel::<(K, Reply<V>)>(MAX_BATCH);
         tokio::spawn(async move {
@@ -58,7 +58,11 @@ where
                     .filter(|(key, _)| seen.insert(key.clone()))
                     .map(|(key, _)| key.clone())
                     .collect();
-                let found = read(keys).await.map(Arc::new);
+                // Its own task, so that a panic fails this batch and not every later one.
+                let found = match tokio::spawn(read(keys)).await {
+                    Ok(found) => found.map(Arc::new),
+                    Err(_) => Err(StoreError::Corrupt("a batched statement panicked".into())),
+                };
                 for (key, reply) in batch.drain(..) {
                     // A request that gave up waiting has dropped its receiver; fine.
                     let _ = reply.send(match &found {
@@ -140,6 +144,16 @@ mod tests {
         }
         let n = statements.load(std::sync::atomic::Ordering::SeqCst);
         assert!(n < 200 / 2, "{n} statements for 200 concurrent reads");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_statement_fails_its_batch_and_the_next_one_runs() {
+        let batcher = Batcher::spawn(|keys: Vec<u32>| async move {
+            assert!(!keys.contains(&13), "unlucky");
+            Ok(keys.into_iter().map(|k| (k, k)).collect())
+        });
+        assert!(batcher.get(13).await.is_err());
+        assert_eq!(batcher.get(7).await.unwrap(), Some(7));
     }
 
     #[tokio::test]
