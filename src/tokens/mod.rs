@@ -312,6 +312,22 @@ mod tests {
             .1
     }
 
+    /// Claims of a token of `https://id.example` valid from 2001 to 2033.
+    fn claims() -> AccessClaims {
+        AccessClaims {
+            iss: "https://id.example".into(),
+            sub: "u".into(),
+            aud: Audience::One("api".into()),
+            exp: 2_000_000_000,
+            iat: 1_000_000_000,
+            jti: "j".into(),
+            client_id: "c".into(),
+            scope: "openid".into(),
+            auth_time: None,
+            sid: None,
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
 
@@ -409,18 +425,7 @@ mod tests {
         let (dir, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let keys = Keys::new(keys::load_or_generate(dir.path()).unwrap());
         let issuer = TokenIssuer::new("https://id.example".into(), keys.clone());
-        let claims = AccessClaims {
-            iss: "https://id.example".into(),
-            sub: "u".into(),
-            aud: Audience::One("api".into()),
-            exp: 2_000_000_000,
-            iat: 1_000_000_000,
-            jti: "j".into(),
-            client_id: "c".into(),
-            scope: "openid".into(),
-            auth_time: None,
-            sid: None,
-        };
+        let claims = claims();
         let token = issuer.sign_access(&claims).unwrap();
         for _ in 0..2 {
             assert_eq!(
@@ -443,18 +448,7 @@ mod tests {
     #[test]
     fn a_token_we_signed_verifies_and_one_bit_flipped_does_not() {
         let issuer = issuer();
-        let claims = AccessClaims {
-            iss: "https://id.example".into(),
-            sub: "u".into(),
-            aud: Audience::One("api".into()),
-            exp: 2_000_000_000,
-            iat: 1_000_000_000,
-            jti: "j".into(),
-            client_id: "c".into(),
-            scope: "openid".into(),
-            auth_time: None,
-            sid: None,
-        };
+        let claims = claims();
         let token = issuer.sign_access(&claims).unwrap();
         assert_eq!(
             issuer.verify_access(&token, 1_500_000_000).unwrap().sub,
