@@ -41,8 +41,11 @@ where
     V: Clone + Send + Sync + 'static,
 {
     /// Starts the reading task (on the current tokio runtime). `read` gets distinct keys
-    /// and returns what it found, keyed; a key it does not return was not found.
-    pub(crate) fn spawn<F, Fut>(read: F) -> Self
+    /// and returns what it found, keyed; a key it does not return was not found. With a
+    /// `deadline`, a statement that takes longer answers its batch `Unavailable` and the
+    /// next batch starts (on another connection) instead of waiting behind it — for reads
+    /// only: a write must not be answered before its outcome is known.
+    pub(crate) fn spawn<F, Fut>(read: F, deadline: Option<std::time::Duration>) -> Self
     where
         F: Fn(Vec<K>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<HashMap<K, V>, StoreError>> + Send + 'static,
@@ -59,9 +62,20 @@ where
                     .map(|(key, _)| key.clone())
                     .collect();
                 // Its own task, so that a panic fails this batch and not every later one.
-                let found = match tokio::spawn(read(keys)).await {
-                    Ok(found) => found.map(Arc::new),
-                    Err(_) => Err(StoreError::Corrupt("a batched statement panicked".into())),
+                let statement = tokio::spawn(read(keys));
+                let done = match deadline {
+                    Some(deadline) => tokio::time::timeout(deadline, statement).await,
+                    None => Ok(statement.await),
+                };
+                let found = match done {
+                    Ok(Ok(found)) => found.map(Arc::new),
+                    Ok(Err(_)) => Err(StoreError::Corrupt("a batched statement panicked".into())),
+                    Err(_) => Err(StoreError::Unavailable(Arc::new(sqlx::Error::Io(
+                        std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "a database read took too long",
+                        ),
+                    )))),
                 };
                 for (key, reply) in batch.drain(..) {
                     // A request that gave up waiting has dropped its receiver; fine.
@@ -120,18 +134,21 @@ mod tests {
     async fn concurrent_gets_share_statements_and_each_gets_its_own_answer() {
         let statements = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = statements.clone();
-        let batcher = Arc::new(Batcher::spawn(move |keys: Vec<u32>| {
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            async move {
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-                // Odd keys exist, even ones do not.
-                Ok(keys
-                    .into_iter()
-                    .filter(|k| k % 2 == 1)
-                    .map(|k| (k, k * 10))
-                    .collect())
-            }
-        }));
+        let batcher = Arc::new(Batcher::spawn(
+            move |keys: Vec<u32>| {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    // Odd keys exist, even ones do not.
+                    Ok(keys
+                        .into_iter()
+                        .filter(|k| k % 2 == 1)
+                        .map(|k| (k, k * 10))
+                        .collect())
+                }
+            },
+            None,
+        ));
         let mut tasks = Vec::new();
         for k in 0..200u32 {
             let b = batcher.clone();
@@ -148,19 +165,44 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_statement_fails_its_batch_and_the_next_one_runs() {
-        let batcher = Batcher::spawn(|keys: Vec<u32>| async move {
-            assert!(!keys.contains(&13), "unlucky");
-            Ok(keys.into_iter().map(|k| (k, k)).collect())
-        });
+        let batcher = Batcher::spawn(
+            |keys: Vec<u32>| async move {
+                assert!(!keys.contains(&13), "unlucky");
+                Ok(keys.into_iter().map(|k| (k, k)).collect())
+            },
+            None,
+        );
         assert!(batcher.get(13).await.is_err());
+        assert_eq!(batcher.get(7).await.unwrap(), Some(7));
+    }
+
+    /// A read stuck past its deadline answers `Unavailable`, and the next read runs.
+    #[tokio::test]
+    async fn a_stuck_read_times_out_and_the_next_one_runs() {
+        let batcher = Batcher::spawn(
+            |keys: Vec<u32>| async move {
+                if keys.contains(&13) {
+                    std::future::pending::<()>().await;
+                }
+                Ok(keys.into_iter().map(|k| (k, k)).collect())
+            },
+            Some(std::time::Duration::from_millis(50)),
+        );
+        assert!(matches!(
+            batcher.get(13).await,
+            Err(StoreError::Unavailable(_))
+        ));
         assert_eq!(batcher.get(7).await.unwrap(), Some(7));
     }
 
     #[tokio::test]
     async fn a_failed_statement_fails_every_read_in_it() {
-        let batcher = Batcher::spawn(|_keys: Vec<u32>| async {
-            Err::<HashMap<u32, u32>, _>(StoreError::Corrupt("boom".into()))
-        });
+        let batcher = Batcher::spawn(
+            |_keys: Vec<u32>| async {
+                Err::<HashMap<u32, u32>, _>(StoreError::Corrupt("boom".into()))
+            },
+            None,
+        );
         assert!(matches!(batcher.get(1).await, Err(StoreError::Corrupt(_))));
     }
 }

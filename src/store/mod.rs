@@ -114,13 +114,17 @@ pub struct Store {
     token_states: Arc<batch::Batcher<users::TokenKey, (crate::model::User, TokenState)>>,
     clients: Arc<batch::Batcher<String, crate::model::Client>>,
     refresh_records: Arc<batch::Batcher<String, (RefreshRecord, crate::model::User)>>,
-    rotations: Arc<batch::Batcher<refresh_tokens::RotateKey, Rotation>>,
+    rotations: Arc<batch::Batcher<refresh_tokens::RotateKey, Result<Rotation, StoreError>>>,
 }
 
 /// The pool alone: what the batched statements run on (a [`Store`] holds their batchers).
 struct Reads {
     pool: Pool,
 }
+
+/// How long a batched read may take before its requests are answered 503 (see
+/// [`batch::Batcher::spawn`]).
+const READ_DEADLINE: Duration = Duration::from_secs(5);
 
 /// How long a request waits for a database connection before it is answered 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -188,29 +192,41 @@ impl Store {
         let reads = Arc::new(Reads { pool: pool.clone() });
         let token_states = {
             let reads = reads.clone();
-            batch::Batcher::spawn(move |keys| {
-                let reads = reads.clone();
-                async move { reads.token_states(keys).await }
-            })
+            batch::Batcher::spawn(
+                move |keys| {
+                    let reads = reads.clone();
+                    async move { reads.token_states(keys).await }
+                },
+                Some(READ_DEADLINE),
+            )
         };
         let clients = {
             let reads = reads.clone();
-            batch::Batcher::spawn(move |ids| {
-                let reads = reads.clone();
-                async move { reads.clients(ids).await }
-            })
+            batch::Batcher::spawn(
+                move |ids| {
+                    let reads = reads.clone();
+                    async move { reads.clients(ids).await }
+                },
+                Some(READ_DEADLINE),
+            )
         };
         let refresh_records = {
             let reads = reads.clone();
-            batch::Batcher::spawn(move |hashes| {
-                let reads = reads.clone();
-                async move { reads.refresh_records(hashes).await }
-            })
+            batch::Batcher::spawn(
+                move |hashes| {
+                    let reads = reads.clone();
+                    async move { reads.refresh_records(hashes).await }
+                },
+                Some(READ_DEADLINE),
+            )
         };
-        let rotations = batch::Batcher::spawn(move |rotations| {
-            let reads = reads.clone();
-            async move { reads.rotate(rotations).await }
-        });
+        let rotations = batch::Batcher::spawn(
+            move |rotations| {
+                let reads = reads.clone();
+                async move { reads.rotate(rotations).await }
+            },
+            None,
+        );
         Ok(Self {
             pool,
             token_states: Arc::new(token_states),

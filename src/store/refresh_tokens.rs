@@ -137,10 +137,15 @@ impl super::Reads {
     /// batch that is unused and of a live family (for each, its own successor and time), and
     /// says which; each of the others that had been used already revokes its family. Two
     /// requests for one token in one batch: the first listed wins, the other is a replay.
+    ///
+    /// The UPDATE commits the winners before anything else runs, so what follows answers per
+    /// request: a failed replay check fails only its own request, never a committed win
+    /// (whose client would otherwise retry with its spent token — a replay — and lose the
+    /// session).
     pub(super) async fn rotate(
         &self,
         batch: Vec<RotateKey>,
-    ) -> Result<HashMap<RotateKey, Rotation>, StoreError> {
+    ) -> Result<HashMap<RotateKey, Result<Rotation, StoreError>>, StoreError> {
         // Per item i: $(3i+1) the token's digest, $(3i+2) its successor's, $(3i+3) now.
         let case = |then: usize| {
             let arms: Vec<String> = (0..batch.len())
@@ -175,11 +180,15 @@ impl super::Reads {
         for key in batch {
             let won = rotated.contains(&(key.token_hash.clone(), key.successor_hash.clone()));
             let result = if won {
-                Rotation::Rotated
-            } else if self.revoke_if_used(&key).await? {
-                Rotation::Reused
+                Ok(Rotation::Rotated)
             } else {
-                Rotation::Refused
+                self.revoke_if_used(&key).await.map(|revoked| {
+                    if revoked {
+                        Rotation::Reused
+                    } else {
+                        Rotation::Refused
+                    }
+                })
             };
             outcome.insert(key, result);
         }
@@ -192,7 +201,8 @@ impl super::Reads {
         let revoked = on_pool!(write self, |p| sqlx::query(
             "update refresh_families set revoked_at = $1 \
              where id = $2 and revoked_at is null and exists \
-             (select 1 from refresh_tokens where hash = $3 and used_at is not null)"
+             (select 1 from refresh_tokens \
+              where hash = $3 and family_id = $2 and used_at is not null)"
         )
         .bind(key.now)
         .bind(&key.family_id)
@@ -382,7 +392,10 @@ impl Store {
             successor_hash: successor_hash.to_owned(),
             now,
         };
-        Ok(self.rotations.get(key).await?.unwrap_or(Rotation::Refused))
+        self.rotations
+            .get(key)
+            .await?
+            .unwrap_or(Ok(Rotation::Refused))
     }
 
     /// Whether a family exists, is not revoked and has not expired.
