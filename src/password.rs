@@ -19,6 +19,11 @@ use crate::model::Secret;
 /// "password" cannot buy extra CPU.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
+/// The most memory a stored (imported) argon2 hash may ask for: 256 MiB, four times RFC
+/// 9106's second recommendation. A hash asking for more never matches, so a bad import
+/// cannot make every login of a user allocate gigabytes.
+pub const MAX_STORED_MEMORY_KIB: u32 = 256 * 1024;
+
 /// argon2id cost parameters. The default is OWASP's first recommendation for argon2id
 /// (Password Storage Cheat Sheet): m = 19 MiB, t = 2, p = 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,7 +132,8 @@ impl Passwords {
     pub fn new(params: HashParams, workers: usize, queue: usize) -> Result<Self, PasswordError> {
         let argon2 = params.argon2()?;
         let random = uuid::Uuid::new_v4().to_string();
-        let dummy_hash = hash_with(&argon2, &random)?;
+        // Computed once, in memory of its own (not kept by this thread).
+        let dummy_hash = hash_with(&argon2, &random, 0)?;
         let workers = workers.max(1);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -154,7 +160,8 @@ impl Passwords {
     /// Hashes on the calling thread. For the command line and for blocking contexts only.
     pub fn hash_blocking(&self, password: &Secret) -> Result<Secret, PasswordError> {
         check_length(password)?;
-        hash_with(&self.inner.argon2, password.expose()).map(Secret::new)
+        let keep = self.inner.params.block_count();
+        hash_with(&self.inner.argon2, password.expose(), keep).map(Secret::new)
     }
 
     /// Verifies on the calling thread. `stored = None` (no such user) verifies against the
@@ -296,15 +303,22 @@ fn argon2_into(
     })
 }
 
-/// A new PHC string for `password` (what `argon2::PasswordHasher::hash_password` writes).
-fn hash_with(argon2: &Argon2<'_>, password: &str) -> Result<String, PasswordError> {
+/// A new PHC string for `password` (what `argon2::PasswordHasher::hash_password` writes),
+/// in this thread's working memory when it needs no more than `keep` blocks.
+fn hash_with(argon2: &Argon2<'_>, password: &str, keep: usize) -> Result<String, PasswordError> {
     let internal = |e: argon2::password_hash::Error| PasswordError::Internal(e.to_string());
     let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
     let params = argon2.params();
     let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
     let out = &mut out[..params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN)];
-    let blocks = params.block_count();
-    argon2_into(argon2, blocks, blocks, password, salt.as_salt(), out)?;
+    argon2_into(
+        argon2,
+        params.block_count(),
+        keep,
+        password,
+        salt.as_salt(),
+        out,
+    )?;
     let phc = PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
         version: Some(Version::V0x13.into()),
@@ -331,6 +345,13 @@ fn verify_with(stored: &PasswordHash<'_>, password: &str, keep: usize) -> bool {
     let Ok(params) = Params::try_from(stored) else {
         return false;
     };
+    if params.m_cost() > MAX_STORED_MEMORY_KIB {
+        tracing::warn!(
+            memory_kib = params.m_cost(),
+            "a stored argon2 hash asks for more memory than ferrid allows; it never matches"
+        );
+        return false;
+    }
     let blocks = params.block_count();
     let argon2 = Argon2::new(algorithm, version, params);
     let mut out = vec![0u8; expected.len()];
@@ -350,7 +371,10 @@ pub fn is_supported_hash(hash: &str) -> bool {
     if is_bcrypt(hash) {
         return hash.len() == 60;
     }
-    PasswordHash::new(hash).is_ok_and(|h| h.algorithm.as_str().starts_with("argon2"))
+    PasswordHash::new(hash).is_ok_and(|h| {
+        h.algorithm.as_str().starts_with("argon2")
+            && Params::try_from(&h).is_ok_and(|p| p.m_cost() <= MAX_STORED_MEMORY_KIB)
+    })
 }
 
 #[cfg(test)]
@@ -482,6 +506,20 @@ mod tests {
         let long = Secret::new("x".repeat(MAX_PASSWORD_BYTES + 1));
         assert_eq!(p.verify_blocking(Some(&h), &long), Verified::Mismatch);
         assert!(p.hash_blocking(&long).is_err());
+    }
+
+    /// A stored hash asking for more than [`MAX_STORED_MEMORY_KIB`] is refused at import
+    /// and never verified (it would allocate that much at every login).
+    #[test]
+    fn argon2_hashes_asking_for_too_much_memory_are_refused() {
+        let huge = "$argon2id$v=19$m=4194304,t=1,p=1$c29tZXNhbHQ$\
+                    RdescudvJCsgt3ub+b+dWRWJTmaaJObG0z8b2yLU9tc";
+        assert!(!is_supported_hash(huge));
+        let p = cheap();
+        assert_eq!(
+            p.verify_blocking(Some(&Secret::new(huge)), &Secret::new("password")),
+            Verified::Mismatch
+        );
     }
 
     #[test]

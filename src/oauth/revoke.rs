@@ -65,14 +65,16 @@ impl OAuth {
         Ok(true)
     }
 
-    /// True when `token` was one of our live access tokens (and is now revoked).
+    /// True when `token` is one of our unexpired access tokens (and is now revoked). Its
+    /// `jti` is recorded whatever the state of its user or session, so that re-enabling a
+    /// user does not bring a revoked token back.
     async fn revoke_access(
         &self,
         client: &Client,
         token: &str,
         now: i64,
     ) -> Result<bool, OAuthError> {
-        let Some(claims) = self.live_access_token(token, now).await?.map(|t| t.claims) else {
+        let Ok(claims) = self.tokens.verify_access(token, now) else {
             return Ok(false);
         };
         if claims.client_id != client.id {

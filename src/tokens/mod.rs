@@ -180,7 +180,7 @@ impl TokenIssuer {
     /// The `(aud, sub)` of an ID token this issuer signed — an expired one too, as OIDC
     /// RP-Initiated Logout 1.0 §2 allows for `id_token_hint`.
     pub fn id_token_hint(&self, token: &str) -> Result<(String, String), TokenError> {
-        self.decode::<IdClaims>(token, |typ| !typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP))
+        self.decode::<IdClaims>(token, |typ| !is_access_token_typ(typ))
             .map(|(claims, _)| (claims.aud, claims.sub))
     }
 
@@ -195,10 +195,7 @@ impl TokenIssuer {
         let claims = match known {
             Some((_, claims)) => claims,
             None => {
-                let (claims, kid) = self.decode::<AccessClaims>(token, |typ| {
-                    typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)
-                        || typ.eq_ignore_ascii_case("application/at+jwt")
-                })?;
+                let (claims, kid) = self.decode::<AccessClaims>(token, is_access_token_typ)?;
                 self.verified.insert(token, kid, &claims);
                 claims
             }
@@ -229,7 +226,7 @@ impl TokenIssuer {
             #[serde(default)]
             kid: Option<String>,
             #[serde(default)]
-            crit: Option<serde::de::IgnoredAny>,
+            crit: Present,
         }
         let mut parts = token.split('.');
         let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
@@ -248,7 +245,7 @@ impl TokenIssuer {
         if !typ_ok(header.typ.as_deref().unwrap_or_default()) {
             return Err(TokenError::WrongType);
         }
-        if header.crit.is_some() {
+        if header.crit.0 {
             return Err(TokenError::Invalid);
         }
         let ring = self.keys.current();
@@ -270,6 +267,21 @@ impl TokenIssuer {
             return Err(TokenError::Invalid);
         }
         Ok((claims, kid))
+    }
+}
+
+/// RFC 9068 §4: `at+jwt`, or its full media type `application/at+jwt`, in any case.
+fn is_access_token_typ(typ: &str) -> bool {
+    typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || typ.eq_ignore_ascii_case("application/at+jwt")
+}
+
+/// Whether a JSON member was there at all — with any value, `null` included.
+#[derive(Default)]
+struct Present(bool);
+
+impl<'de> serde::Deserialize<'de> for Present {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| Present(true))
     }
 }
 
@@ -379,6 +391,10 @@ mod tests {
                 TokenError::Invalid,
             ),
             (
+                serde_json::json!({"alg": "RS256", "typ": "at+jwt", "kid": kid, "crit": null}),
+                TokenError::Invalid,
+            ),
+            (
                 serde_json::json!({"alg": "RS384", "typ": "at+jwt", "kid": kid}),
                 TokenError::WrongAlgorithm,
             ),
@@ -411,6 +427,16 @@ mod tests {
             issuer.verify_access(&format!("{good}.x"), now).err(),
             Some(TokenError::Malformed)
         );
+        // An access token is no id_token_hint, whichever way its typ is spelled.
+        let full =
+            sign(serde_json::json!({"alg": "RS256", "typ": "application/at+jwt", "kid": kid}));
+        assert_eq!(issuer.verify_access(&full, now).unwrap().sub, "u");
+        for token in [&good, &full] {
+            assert_eq!(
+                issuer.id_token_hint(token).err(),
+                Some(TokenError::WrongType)
+            );
+        }
         let unsigned = good.rsplit_once('.').unwrap().0.to_owned() + ".";
         assert_eq!(
             issuer.verify_access(&unsigned, now).err(),

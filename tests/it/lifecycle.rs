@@ -836,3 +836,36 @@ async fn one_statement_rotation_stores_the_successor_and_detects_replays() {
     assert_eq!(expired.unwrap(), Rotation::Refused);
     assert!(app.store.refresh_record(&third).await.unwrap().is_none());
 }
+
+/// RFC 7009: a revoked access token stays revoked. Revoking one while its user is disabled
+/// records it too, so re-enabling the user does not bring it back.
+#[tokio::test]
+async fn an_access_token_revoked_while_its_user_is_disabled_stays_revoked() {
+    let app = spawn().await;
+    // A client without refresh tokens: its access tokens belong to no session.
+    app.add_client("plain", Some(APP_SECRET), &["password"], "openid")
+        .await;
+    let res = app
+        .token(
+            &[
+                ("grant_type", "password"),
+                ("username", USER),
+                ("password", PASSWORD),
+                ("scope", "openid"),
+            ],
+            Some(("plain", APP_SECRET)),
+        )
+        .await;
+    let body: Value = res.json().await.unwrap();
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    assert!(body.get("refresh_token").is_none());
+    let now = app.clock.now();
+    assert!(app.store.set_user_disabled(USER, true, now).await.unwrap());
+    assert_eq!(app.userinfo(&access).await.status(), 401);
+    assert_eq!(
+        revoke(&app, &access, ("plain", APP_SECRET)).await.status(),
+        200
+    );
+    assert!(app.store.set_user_disabled(USER, false, now).await.unwrap());
+    assert_eq!(app.userinfo(&access).await.status(), 401, "still revoked");
+}
