@@ -385,7 +385,9 @@ async fn import_one(
     validate_username(username).map_err(|e| e.to_string())?;
     let hash = u.hashed_password.ok_or("no hashed_password")?;
     if !password::is_supported_hash(&hash) {
-        return Err("hashed_password is neither bcrypt nor argon2".into());
+        return Err(
+            "hashed_password is neither bcrypt nor argon2 (with at most 256 MiB of memory)".into(),
+        );
     }
     let scopes = ScopeSet::from_tokens(&u.scopes).map_err(|e| format!("scopes: {e}"))?;
     let new = NewUser {
