@@ -62,7 +62,7 @@ impl Discovery {
         });
         let body = doc.to_string();
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body.as_bytes());
-        let etag = format!("\"{}\"", super::hex(&digest.as_ref()[..12]));
+        let etag = format!("\"{}\"", crate::tokens::opaque::hex(&digest.as_ref()[..12]));
         Self { body, etag }
     }
 }

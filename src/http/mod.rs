@@ -13,6 +13,7 @@ pub mod state;
 mod token;
 mod userinfo;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -24,7 +25,7 @@ use axum::http::header::{
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -88,7 +89,35 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, RequestIds::new()))
+}
+
+/// Request ids: a random prefix for this process and a counter, e.g. `4f9c2a1e07b3d5c8-42`.
+/// Unique across replicas and restarts like a UUID, without a call into the kernel's random
+/// number generator for every request.
+#[derive(Clone)]
+struct RequestIds {
+    prefix: Arc<str>,
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        let prefix = uuid::Uuid::new_v4().simple().to_string();
+        Self {
+            prefix: prefix[..16].into(),
+            next: Arc::default(),
+        }
+    }
+}
+
+impl tower_http::request_id::MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<tower_http::request_id::RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{}-{n}", self.prefix))
+            .ok()
+            .map(tower_http::request_id::RequestId::new)
+    }
 }
 
 /// A JSON body from memory with an ETag; 304 when the client already has it (RFC 9110 §13.1.2).
@@ -122,6 +151,31 @@ fn cached_json(
         .into_response()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+#[cfg(test)]
+mod tests {
+    use tower_http::request_id::MakeRequestId;
+
+    use super::*;
+
+    #[test]
+    fn request_ids_are_a_process_prefix_and_a_counter() {
+        let mut ids = RequestIds::new();
+        let request = Request::new(Body::empty());
+        let id = |ids: &mut RequestIds| {
+            let id = ids.make_request_id(&request).unwrap();
+            id.header_value().to_str().unwrap().to_owned()
+        };
+        let (first, second) = (id(&mut ids), id(&mut ids));
+        let (prefix, n) = first.split_once('-').unwrap();
+        assert_eq!(prefix.len(), 16);
+        assert!(prefix.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(
+            second,
+            format!("{prefix}-{}", n.parse::<u64>().unwrap() + 1)
+        );
+        assert_ne!(
+            id(&mut RequestIds::new()).split_once('-').unwrap().0,
+            prefix
+        );
+    }
 }
