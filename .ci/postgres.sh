@@ -23,3 +23,4 @@ fi
   -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off" start >&2
 echo "export FERRID_TEST_DATABASE=postgres://ferrid@127.0.0.1:$port/postgres"
 echo "export FERRID_TEST_PG_BIN=$bin"
+echo "export FERRID_TEST_PG_DATA=$data/db"
