@@ -1,4 +1,5 @@
-//! Point reads that many requests make at once, coalesced into one statement.
+//! Point reads (and refresh-token rotations) that many requests make at once, coalesced
+//! into one statement.
 //!
 //! Every statement is a round trip to another thread (sqlx gives each SQLite connection a
 //! thread of its own) or to another process (PostgreSQL), and on a small machine the round
@@ -8,7 +9,8 @@
 //! authentication) go through a [`Batcher`]: one task runs one statement at a time; the
 //! requests that arrive while it runs form the next statement (`… in (…)`), up to
 //! [`MAX_BATCH`]. An idle server reads each key at once, alone; nothing waits for a timer,
-//! and every answer still comes from the database at the time of the request.
+//! and every answer still comes from the database at the time of the request. Rotations
+//! use the same machinery: a batch of them is one UPDATE, so one commit and one WAL write.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -24,7 +26,7 @@ pub(crate) const MAX_BATCH: usize = 64;
 
 type Reply<V> = oneshot::Sender<Result<Option<V>, StoreError>>;
 
-/// Reads one `V` per key `K`, many keys per statement.
+/// Reads (or, for rotations, writes) one `V` per key `K`, many keys per statement.
 pub(crate) struct Batcher<K, V> {
     queue: mpsc::Sender<(K, Reply<V>)>,
 }
