@@ -86,7 +86,7 @@ impl Store {
         Ok(())
     }
 
-    /// A client by id: read with concurrent requests' in one statement ([`super::batch`]),
+    /// A client by id: read with concurrent requests' in one statement (`store::batch`),
     /// as every client authentication asks.
     pub async fn client(&self, id: &str) -> Result<Option<Client>, StoreError> {
         self.clients.get(id.to_owned()).await

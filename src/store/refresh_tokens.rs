@@ -329,7 +329,7 @@ impl Store {
     }
 
     /// The token, its family and the family's user, in one statement (the refresh grant).
-    /// Read with concurrent requests' in one statement ([`super::batch`]).
+    /// Read with concurrent requests' in one statement (`store::batch`).
     pub async fn refresh_record_with_user(
         &self,
         token_hash: &str,
@@ -378,7 +378,7 @@ impl Store {
     /// had been used, that is a replay: the family is revoked (RFC 9700 §4.14.2).
     ///
     /// Concurrent rotations of different tokens share the statement (and so the commit):
-    /// see [`super::batch`]. Each is committed before it is answered.
+    /// see `store::batch`. Each is committed before it is answered.
     pub async fn rotate_refresh_token(
         &self,
         token_hash: &str,

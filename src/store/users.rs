@@ -181,7 +181,7 @@ impl Store {
     /// whether its `jti` was revoked, and when its session (refresh-token family `sid`)
     /// ends — `None` when there is no such live family. `None` when there is no such user.
     /// The hot path of /userinfo and /introspect: read with concurrent requests' in one
-    /// statement ([`super::batch`]).
+    /// statement (`store::batch`).
     pub async fn user_with_token_state(
         &self,
         user_id: &str,
