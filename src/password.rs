@@ -532,38 +532,43 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_answers_busy_at_once() {
         let p = cheap(); // 1 running + 1 waiting
-        let a = p.hash(Secret::new("a"));
-        let b = p.hash(Secret::new("b"));
-        let c = p.hash(Secret::new("c"));
-        let (a, b, c) = tokio::join!(a, b, c);
-        assert!(a.is_ok() && b.is_ok());
-        assert!(matches!(c, Err(PasswordError::Busy)));
+        // A job that holds the only hashing thread until released, so nothing finishes
+        // early however the threads are scheduled.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let running = p.run(move || {
+            let _ = held.recv();
+            Ok(())
+        });
+        let waiting = p.hash(Secret::new("b"));
+        let (running, waiting, refused) = tokio::join!(running, waiting, async {
+            let refused = p.hash(Secret::new("c")).await;
+            let _ = release.send(());
+            refused
+        });
+        assert!(running.is_ok() && waiting.is_ok());
+        assert!(matches!(refused, Err(PasswordError::Busy)));
     }
 
     #[tokio::test]
     async fn cancelled_callers_keep_their_core_until_the_hash_is_done() {
-        // Slow enough (≈ tens of ms) that the cancellations land while it runs.
-        let p = Passwords::new(
-            HashParams {
-                memory_kib: 16 * 1024,
-                iterations: 3,
-                parallelism: 1,
-            },
-            1,
-            0,
-        )
-        .unwrap();
+        let p = Passwords::new(cheap().params(), 1, 0).unwrap();
+        // A job that runs until released, so the caller surely gives up while it runs.
+        let (release, held) = std::sync::mpsc::channel::<()>();
         let first = tokio::time::timeout(
             std::time::Duration::from_millis(1),
-            p.hash(Secret::new("a")),
+            p.run(move || {
+                let _ = held.recv();
+                Ok(())
+            }),
         )
         .await;
         assert!(first.is_err(), "the caller gave up");
-        // The abandoned hash still holds the only core: the next caller is refused.
+        // The abandoned job still holds the only core: the next caller is refused.
         assert!(matches!(
             p.hash(Secret::new("b")).await,
             Err(PasswordError::Busy)
         ));
+        let _ = release.send(());
         // Once it finishes, the core is free again.
         let mut freed = false;
         for _ in 0..200 {
