@@ -1,5 +1,7 @@
 //! The `clients` table.
 
+use std::sync::Arc;
+
 use sqlx::FromRow;
 
 use super::{Store, StoreError, json_list, on_pool, to_json_list};
@@ -47,7 +49,7 @@ impl TryFrom<ClientRow> for Client {
 impl super::Reads {
     /// [`Store::client`] for many ids in one statement.
     pub(super) async fn clients(
-        &self,
+        self: Arc<Self>,
         ids: Vec<String>,
     ) -> Result<std::collections::HashMap<String, Client>, StoreError> {
         let sql = format!(

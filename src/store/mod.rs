@@ -122,6 +122,27 @@ struct Reads {
     pool: Pool,
 }
 
+/// A [`batch::Batcher`] running `statement` (a method of [`Reads`]) on `reads`.
+fn batched<K, V, F, Fut>(
+    reads: &Arc<Reads>,
+    statement: F,
+    deadline: Option<Duration>,
+) -> Arc<batch::Batcher<K, V>>
+where
+    K: Eq + std::hash::Hash + Clone + Send + 'static,
+    V: Clone + Send + Sync + 'static,
+    F: Fn(Arc<Reads>, Vec<K>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<std::collections::HashMap<K, V>, StoreError>>
+        + Send
+        + 'static,
+{
+    let reads = reads.clone();
+    Arc::new(batch::Batcher::spawn(
+        move |keys| statement(reads.clone(), keys),
+        deadline,
+    ))
+}
+
 /// How long a batched read may take before its requests are answered 503 (see
 /// [`batch::Batcher::spawn`]).
 const READ_DEADLINE: Duration = Duration::from_secs(5);
@@ -190,49 +211,17 @@ impl Store {
             );
         };
         let reads = Arc::new(Reads { pool: pool.clone() });
-        let token_states = {
-            let reads = reads.clone();
-            batch::Batcher::spawn(
-                move |keys| {
-                    let reads = reads.clone();
-                    async move { reads.token_states(keys).await }
-                },
-                Some(READ_DEADLINE),
-            )
-        };
-        let clients = {
-            let reads = reads.clone();
-            batch::Batcher::spawn(
-                move |ids| {
-                    let reads = reads.clone();
-                    async move { reads.clients(ids).await }
-                },
-                Some(READ_DEADLINE),
-            )
-        };
-        let refresh_records = {
-            let reads = reads.clone();
-            batch::Batcher::spawn(
-                move |hashes| {
-                    let reads = reads.clone();
-                    async move { reads.refresh_records(hashes).await }
-                },
-                Some(READ_DEADLINE),
-            )
-        };
-        let rotations = batch::Batcher::spawn(
-            move |rotations| {
-                let reads = reads.clone();
-                async move { reads.rotate(rotations).await }
-            },
-            None,
-        );
+        let token_states = batched(&reads, Reads::token_states, Some(READ_DEADLINE));
+        let clients = batched(&reads, Reads::clients, Some(READ_DEADLINE));
+        let refresh_records = batched(&reads, Reads::refresh_records, Some(READ_DEADLINE));
+        // A write must not be answered before its outcome is known: no deadline.
+        let rotations = batched(&reads, Reads::rotate, None);
         Ok(Self {
             pool,
-            token_states: Arc::new(token_states),
-            clients: Arc::new(clients),
-            refresh_records: Arc::new(refresh_records),
-            rotations: Arc::new(rotations),
+            token_states,
+            clients,
+            refresh_records,
+            rotations,
         })
     }
 

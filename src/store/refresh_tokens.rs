@@ -6,6 +6,7 @@
 //! that was answered is committed (it survives a crash).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use sqlx::FromRow;
 
@@ -143,7 +144,7 @@ impl super::Reads {
     /// (whose client would otherwise retry with its spent token — a replay — and lose the
     /// session).
     pub(super) async fn rotate(
-        &self,
+        self: Arc<Self>,
         batch: Vec<RotateKey>,
     ) -> Result<HashMap<RotateKey, Result<Rotation, StoreError>>, StoreError> {
         // Per item i: $(3i+1) the token's digest, $(3i+2) its successor's, $(3i+3) now.
@@ -215,7 +216,7 @@ impl super::Reads {
 
     /// [`Store::refresh_record_with_user`] for many token digests in one statement.
     pub(super) async fn refresh_records(
-        &self,
+        self: Arc<Self>,
         hashes: Vec<String>,
     ) -> Result<HashMap<String, (RefreshRecord, User)>, StoreError> {
         #[derive(FromRow)]
@@ -396,21 +397,6 @@ impl Store {
             .get(key)
             .await?
             .unwrap_or(Ok(Rotation::Refused))
-    }
-
-    /// Whether a family exists, is not revoked and has not expired.
-    pub async fn refresh_family_is_live(
-        &self,
-        family_id: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let found: Option<(i64,)> = on_pool!(self, |p| sqlx::query_as(
-            "select expires_at from refresh_families where id = $1 and revoked_at is null"
-        )
-        .bind(family_id)
-        .fetch_optional(p)
-        .await)?;
-        Ok(found.is_some_and(|(expires_at,)| now < expires_at))
     }
 
     /// Revokes a family (RFC 7009 §2.1: revoking a refresh token revokes its family).

@@ -1,6 +1,7 @@
 //! The `users` table.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use sqlx::FromRow;
 
@@ -58,7 +59,7 @@ pub(super) struct TokenKey {
 impl super::Reads {
     /// [`Store::user_with_token_state`] for many tokens in one statement.
     pub(super) async fn token_states(
-        &self,
+        self: Arc<Self>,
         keys: Vec<TokenKey>,
     ) -> Result<HashMap<TokenKey, (User, TokenState)>, StoreError> {
         #[derive(FromRow)]
