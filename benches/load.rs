@@ -472,22 +472,23 @@ async fn bench() {
         trivial_rate,
         0.50,
     ));
-    let (b, s) = (base.clone(), app_secret.clone());
+    // One password-grant request, for this row and for the storm below.
+    let password_grant = Arc::new(prepared_post(
+        &base,
+        "/token",
+        ("app", &app_secret),
+        &[
+            ("grant_type", "password"),
+            ("username", "ada"),
+            ("password", "benchmark password"),
+        ],
+    ));
     rows.push((
         "password grant",
-        load(&http, secs, move |_, _| {
-            post_form(
-                &b,
-                "/token",
-                Some(("app", &s)),
-                &[
-                    ("grant_type", "password"),
-                    ("username", "ada"),
-                    ("password", "benchmark password"),
-                ],
-            )
-        })
-        .await,
+        {
+            let request = password_grant.clone();
+            load(&http, secs, move |_, _| request()).await
+        },
         "cores x argon2id",
         hash_rate,
         0.85,
@@ -611,7 +612,6 @@ async fn bench() {
     let interval = Duration::from_secs_f64(1.0 / offered);
     let storm_end = Instant::now() + Duration::from_secs_f64(secs);
     let mut storm = Vec::new();
-    let (b, s) = (base.clone(), app_secret.clone());
     let mut next = Instant::now();
     let probes = {
         let (http, b, a) = (http.clone(), base.clone(), access.clone());
@@ -641,19 +641,7 @@ async fn bench() {
         })
     };
     while Instant::now() < storm_end {
-        let (http, req) = (
-            http.clone(),
-            post_form(
-                &b,
-                "/token",
-                Some(("app", &s)),
-                &[
-                    ("grant_type", "password"),
-                    ("username", "ada"),
-                    ("password", "benchmark password"),
-                ],
-            ),
-        );
+        let (http, req) = (http.clone(), password_grant());
         storm.push(tokio::spawn(async move {
             let t = Instant::now();
             let status = http
