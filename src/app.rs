@@ -40,14 +40,19 @@ impl App {
         let store = Store::connect(&config.database_url, config.database_max_connections).await?;
 
         let dir = config.keys_dir.clone();
-        let ring = tokio::task::spawn_blocking(move || keys::load_or_generate(&dir))
-            .await?
-            .with_context(|| {
-                format!(
-                    "cannot load the signing keys from {}",
-                    config.keys_dir.display()
-                )
-            })?;
+        let (ring, secret) = tokio::task::spawn_blocking(move || {
+            anyhow::Ok((
+                keys::load_or_generate(&dir)?,
+                keys::load_or_create_secret(&dir)?,
+            ))
+        })
+        .await?
+        .with_context(|| {
+            format!(
+                "cannot load the signing keys from {}",
+                config.keys_dir.display()
+            )
+        })?;
         if let Some(mode) = keys::dir_mode(&config.keys_dir).filter(|m| m & 0o077 != 0) {
             tracing::warn!(
                 dir = %config.keys_dir.display(),
@@ -80,7 +85,7 @@ impl App {
         }
 
         let oauth = OAuth {
-            store,
+            store: store.clone(),
             tokens: TokenIssuer::new(issuer.clone(), Keys::new(ring)),
             passwords,
             lifetimes: Lifetimes {
@@ -88,7 +93,11 @@ impl App {
                 id_token: config.id_token_ttl,
                 refresh_token: config.refresh_token_ttl,
             },
-            throttle: Arc::new(Throttle::new(config.login_throttle)),
+            throttle: Arc::new(Throttle::new(
+                config.login_throttle,
+                &keys::derive_key(&secret, "ferrid login throttle v1"),
+                store.shares_login_failures().then(|| store.clone()),
+            )),
             metrics: Arc::new(crate::metrics::Metrics::default()),
         };
         let state = AppState::new(crate::http::state::Shared {

@@ -174,6 +174,11 @@ pub struct User {
     pub disabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Moves on every password change, disable, enable (and removal): each session, refresh
+    /// family and code keeps the version it was made under and dies when this moves on.
+    pub security_version: i64,
+    /// When `security_version` last moved (unix seconds).
+    pub security_changed_at: i64,
 }
 
 /// A registered client (RFC 6749 §2).

@@ -251,21 +251,18 @@ impl OAuth {
         Ok(request)
     }
 
-    /// The user of a browser session, if the cookie names a live one and the user is enabled.
+    /// The user of a browser session, if the cookie names a live one, the user is enabled
+    /// and nothing ended the session since (a password change, a disable).
     pub async fn session_user(
         &self,
         cookie: &str,
         now: i64,
     ) -> Result<Option<(User, Session)>, AuthorizeError> {
-        let Some(session) = self.store.session(&opaque::sha256_hex(cookie), now).await? else {
-            return Ok(None);
-        };
-        let user = self
+        let found = self
             .store
-            .user_by_id(&session.user_id)
-            .await?
-            .filter(|u| !u.disabled);
-        Ok(user.map(|u| (u, session)))
+            .session_with_user(&opaque::sha256_hex(cookie), now)
+            .await?;
+        Ok(found.map(|(session, user)| (user, session)))
     }
 
     /// Starts a browser session for a user who just logged in; returns the cookie value.
@@ -275,6 +272,7 @@ impl OAuth {
             user_id: user.id.clone(),
             auth_time: now,
             expires_at: now + SESSION_TTL_SECS,
+            security_version: user.security_version,
         };
         self.store
             .insert_session(&opaque::sha256_hex(&cookie), &session, now)
@@ -316,6 +314,7 @@ impl OAuth {
             family_id: uuid::Uuid::new_v4().to_string(),
             created_at: now,
             expires_at: now + CODE_TTL_SECS,
+            security_version: user.security_version,
         };
         self.store
             .insert_code(&opaque::sha256_hex(&code), &record)

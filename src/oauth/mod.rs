@@ -54,11 +54,13 @@ pub struct OAuth {
 }
 
 impl OAuth {
-    /// An access token that verifies (signature, issuer, type, expiry), was not revoked —
-    /// neither by itself nor with its login session (refresh-token family) — and whose
-    /// user exists and is enabled, or, for a client's own token (client_credentials), whose
-    /// client still exists. `None` for anything else; why is logged at debug level (never
-    /// the token). A user's token costs one database statement.
+    /// An access token that verifies (signature, issuer, type, expiry, `iat`/`nbf`), was not
+    /// revoked, and whose client still exists (registered before the token was issued).
+    /// A user's token also needs its user to exist and be enabled, and its session
+    /// (`sid`, a refresh-token family) to be live — which a password change or a disable
+    /// ends. A client's own token (client_credentials) lives as long as its client. `None`
+    /// for anything else; why is logged at debug level (never the token). One database
+    /// statement, shared with concurrent requests'.
     pub async fn live_access_token(
         &self,
         token: &str,
@@ -76,33 +78,42 @@ impl OAuth {
             tracing::debug!(jti = claims.jti, "access token refused: {why}");
             Ok(None)
         };
-        let found = self
+        let state = self
             .store
-            .user_with_token_state(&claims.sub, &claims.jti, sid)
+            .token_state(&claims.sub, &claims.client_id, &claims.jti, sid)
             .await?;
-        let user = match found {
-            Some((user, state)) => {
-                if state.jti_revoked {
-                    return refused("revoked");
-                }
-                if sid.is_some() && state.session_expires_at.is_none_or(|end| now >= end) {
-                    return refused("its session ended");
-                }
+        if state.jti_revoked {
+            return refused("revoked");
+        }
+        match state.client_created_at {
+            None => return refused("its client is gone"),
+            // A client removed and registered again under the same id is another client.
+            Some(registered) if registered > claims.iat => {
+                return refused("its client was registered after it was issued");
+            }
+            Some(_) => {}
+        }
+        let user = match state.user {
+            Some(user) => {
                 if user.disabled {
                     return refused("its user is disabled");
                 }
+                match sid {
+                    Some(_) if state.session_expires_at.is_none_or(|end| now >= end) => {
+                        return refused("its session ended");
+                    }
+                    Some(_) => {}
+                    // Minted before every user token named a session: refused if issued
+                    // at or before the user's last password change or disable.
+                    None if claims.iat <= user.security_changed_at => {
+                        return refused("issued before its user's last password change");
+                    }
+                    None => {}
+                }
                 Some(user)
             }
-            // A client's own token lives as long as the client, and has no session.
-            None if claims.sub == claims.client_id && sid.is_none() => {
-                if self.store.is_access_token_revoked(&claims.jti).await? {
-                    return refused("revoked");
-                }
-                if self.store.client(&claims.client_id).await?.is_none() {
-                    return refused("its client is gone");
-                }
-                None
-            }
+            // A client's own token has no user and no session.
+            None if claims.sub == claims.client_id && sid.is_none() => None,
             None => return refused("its user is gone"),
         };
         Ok(Some(LiveAccessToken { claims, user }))

@@ -149,6 +149,8 @@ mod tests {
             disabled: false,
             created_at: 0,
             updated_at: 0,
+            security_version: 0,
+            security_changed_at: 0,
         }
     }
 

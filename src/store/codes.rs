@@ -2,8 +2,9 @@
 
 use sqlx::FromRow;
 
+use super::users::{USER_COLUMNS, UserRow};
 use super::{Store, StoreError, on_pool};
-use crate::model::ScopeSet;
+use crate::model::{ScopeSet, User};
 
 /// An authorization code as stored (RFC 6749 §4.1.2): bound to its client, redirect URI,
 /// PKCE challenge, nonce and scopes.
@@ -21,6 +22,9 @@ pub struct AuthorizationCode {
     pub family_id: String,
     pub created_at: i64,
     pub expires_at: i64,
+    /// The user's security version when the code was issued: a code issued before a
+    /// password change or disable is refused.
+    pub security_version: i64,
 }
 
 /// What redeeming a code found.
@@ -30,7 +34,8 @@ pub enum Redemption {
     Redeemed(AuthorizationCode),
     /// The code was used before: a replay. The caller revokes what it issued.
     Reused(AuthorizationCode),
-    /// No such code.
+    /// No such code, or one issued before its user's password changed or the user was
+    /// disabled (now spent).
     Unknown,
 }
 
@@ -46,6 +51,7 @@ struct CodeRow {
     family_id: String,
     created_at: i64,
     expires_at: i64,
+    security_version: i64,
 }
 
 impl TryFrom<CodeRow> for AuthorizationCode {
@@ -63,6 +69,7 @@ impl TryFrom<CodeRow> for AuthorizationCode {
             family_id: r.family_id,
             created_at: r.created_at,
             expires_at: r.expires_at,
+            security_version: r.security_version,
         })
     }
 }
@@ -73,14 +80,17 @@ pub struct Session {
     pub user_id: String,
     pub auth_time: i64,
     pub expires_at: i64,
+    /// The user's security version at sign-in: the session ends when it moves on.
+    pub security_version: i64,
 }
 
 impl Store {
     pub async fn insert_code(&self, hash: &str, c: &AuthorizationCode) -> Result<(), StoreError> {
         on_pool!(write self, |p| sqlx::query(
             "insert into authorization_codes (hash, client_id, user_id, redirect_uri, scopes, \
-             nonce, code_challenge, auth_time, family_id, created_at, expires_at, used_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, null)"
+             nonce, code_challenge, auth_time, family_id, created_at, expires_at, used_at, \
+             security_version) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, null, $12)"
         )
         .bind(hash)
         .bind(&c.client_id)
@@ -93,6 +103,7 @@ impl Store {
         .bind(&c.family_id)
         .bind(c.created_at)
         .bind(c.expires_at)
+        .bind(c.security_version)
         .execute(p)
         .await
         .map(|_| ()))?;
@@ -102,7 +113,9 @@ impl Store {
     /// Spends a code: one conditional UPDATE decides, so a code is redeemed at most once
     /// however many requests race for it. The winner also creates the code's session
     /// (refresh-token family, no token yet, expiring at `family_expires_at`) in the same
-    /// transaction, so a second use — however soon — finds it and can revoke it.
+    /// transaction, so a second use — however soon — finds it and can revoke it. The
+    /// session is created only while the user is enabled and still at the security version
+    /// the code was issued under; otherwise the code is spent and answered `Unknown`.
     pub async fn redeem_code(
         &self,
         hash: &str,
@@ -120,22 +133,28 @@ impl Store {
             .await?
             .rows_affected()
                 == 1;
-            if won {
-                sqlx::query(
+            let current = won
+                && sqlx::query(
                     "insert into refresh_families \
-                     (id, client_id, user_id, scopes, auth_time, created_at, expires_at, revoked_at) \
-                     select family_id, client_id, user_id, scopes, auth_time, $1, $2, null \
-                     from authorization_codes where hash = $3",
+                     (id, client_id, user_id, scopes, auth_time, created_at, expires_at, revoked_at, \
+                      security_version) \
+                     select c.family_id, c.client_id, c.user_id, c.scopes, c.auth_time, $1, $2, \
+                            null, c.security_version \
+                     from authorization_codes c join users u on u.id = c.user_id \
+                     where c.hash = $3 and u.security_version = c.security_version \
+                       and not u.disabled",
                 )
                 .bind(now)
                 .bind(family_expires_at)
                 .bind(hash)
                 .execute(&mut *tx)
-                .await?;
-            }
+                .await?
+                .rows_affected()
+                    == 1;
             let row: Option<CodeRow> = sqlx::query_as(
                 "select client_id, user_id, redirect_uri, scopes, nonce, code_challenge, \
-                 auth_time, family_id, created_at, expires_at from authorization_codes where hash = $1",
+                 auth_time, family_id, created_at, expires_at, security_version \
+                 from authorization_codes where hash = $1",
             )
             .bind(hash)
             .fetch_optional(&mut *tx)
@@ -143,7 +162,8 @@ impl Store {
             tx.commit().await?;
             Ok(match row.map(AuthorizationCode::try_from).transpose()? {
                 None => Redemption::Unknown,
-                Some(code) if won => Redemption::Redeemed(code),
+                Some(code) if current => Redemption::Redeemed(code),
+                Some(_) if won => Redemption::Unknown,
                 Some(code) => Redemption::Reused(code),
             })
         })
@@ -156,36 +176,57 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         on_pool!(write self, |p| sqlx::query(
-            "insert into sessions (hash, user_id, auth_time, created_at, expires_at) \
-             values ($1, $2, $3, $4, $5)"
+            "insert into sessions (hash, user_id, auth_time, created_at, expires_at, \
+             security_version) values ($1, $2, $3, $4, $5, $6)"
         )
         .bind(hash)
         .bind(&s.user_id)
         .bind(s.auth_time)
         .bind(now)
         .bind(s.expires_at)
+        .bind(s.security_version)
         .execute(p)
         .await
         .map(|_| ()))?;
         Ok(())
     }
 
-    /// A live session by the digest of its cookie.
-    pub async fn session(&self, hash: &str, now: i64) -> Result<Option<Session>, StoreError> {
-        let row: Option<(String, i64, i64)> = on_pool!(self, |p| {
-            sqlx::query_as(
-            "select user_id, auth_time, expires_at from sessions where hash = $1 and expires_at > $2"
-        )
-        .bind(hash)
-        .bind(now)
-        .fetch_optional(p)
-        .await
-        })?;
-        Ok(row.map(|(user_id, auth_time, expires_at)| Session {
-            user_id,
-            auth_time,
-            expires_at,
-        }))
+    /// A live session by the digest of its cookie, with its user — only while the user is
+    /// enabled and at the security version the session was made under (one statement).
+    pub async fn session_with_user(
+        &self,
+        hash: &str,
+        now: i64,
+    ) -> Result<Option<(Session, User)>, StoreError> {
+        #[derive(FromRow)]
+        struct Row {
+            auth_time: i64,
+            expires_at: i64,
+            #[sqlx(flatten)]
+            user: UserRow,
+        }
+        let sql = format!(
+            "select s.auth_time, s.expires_at, {USER_COLUMNS} \
+             from sessions s join users u on u.id = s.user_id \
+             where s.hash = $1 and s.expires_at > $2 \
+               and s.security_version = u.security_version and not u.disabled"
+        );
+        let row: Option<Row> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(hash)
+            .bind(now)
+            .fetch_optional(p)
+            .await)?;
+        row.map(|r| {
+            let user = User::try_from(r.user)?;
+            let session = Session {
+                user_id: user.id.clone(),
+                auth_time: r.auth_time,
+                expires_at: r.expires_at,
+                security_version: user.security_version,
+            };
+            Ok((session, user))
+        })
+        .transpose()
     }
 
     pub async fn delete_session(&self, hash: &str) -> Result<(), StoreError> {

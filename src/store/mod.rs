@@ -11,6 +11,8 @@ mod batch;
 mod clients;
 mod codes;
 mod copy;
+mod files;
+mod login_failures;
 mod refresh_tokens;
 mod users;
 
@@ -111,7 +113,7 @@ pub(crate) enum Pool {
 pub struct Store {
     pool: Pool,
     /// The reads every request makes, coalesced (see [`batch`]).
-    token_states: Arc<batch::Batcher<users::TokenKey, (crate::model::User, TokenState)>>,
+    token_states: Arc<batch::Batcher<users::TokenKey, TokenState>>,
     clients: Arc<batch::Batcher<String, crate::model::Client>>,
     refresh_records: Arc<batch::Batcher<String, (RefreshRecord, crate::model::User)>>,
     rotations: Arc<batch::Batcher<refresh_tokens::RotateKey, Result<Rotation, StoreError>>>,
@@ -178,13 +180,23 @@ impl Store {
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(|e| anyhow::anyhow!("cannot read the database URL: {e}"))?
                 .create_if_missing(true)
-                // WAL: readers never block the writer; NORMAL sync is durable across a
-                // process crash (a power loss may drop the last transactions, never corrupt
-                // the file).
+                // WAL: readers never block the writer, and every commit is appended to the
+                // log. synchronous=FULL: each commit is fsynced before it returns, so a
+                // rotation that was answered survives a power loss too. (NORMAL would
+                // survive a process crash but may drop the last commits on a power loss
+                // — answered refresh tokens would then be unknown and their clients
+                // logged out.) Rotations share commits (`batch`), which keeps the fsyncs
+                // few.
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
+                .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true);
+            let file = options.get_filename().to_owned();
+            if file.as_os_str() != ":memory:" && !file.as_os_str().is_empty() {
+                tokio::task::spawn_blocking(move || files::secure_sqlite_files(&file))
+                    .await?
+                    .map_err(|e| anyhow::anyhow!("cannot prepare the database file: {e}"))?;
+            }
             let pool = |n: u32| {
                 SqlitePoolOptions::new()
                     .max_connections(n)
@@ -240,6 +252,23 @@ impl Store {
             .await
             .map(|_| ()))?;
         Ok(())
+    }
+
+    /// SQLite's `journal_mode` and `synchronous` (0 off, 1 normal, 2 full, 3 extra) as the
+    /// connection that writes sees them; `None` on PostgreSQL. What the durability tests
+    /// check.
+    pub async fn sqlite_durability(&self) -> Result<Option<(String, i64)>, StoreError> {
+        let Pool::Sqlite { writer, .. } = &self.pool else {
+            return Ok(None);
+        };
+        let mut conn = writer.acquire().await?;
+        let (mode,): (String,) = sqlx::query_as("pragma journal_mode")
+            .fetch_one(&mut *conn)
+            .await?;
+        let (sync,): (i64,) = sqlx::query_as("pragma synchronous")
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(Some((mode, sync)))
     }
 
     /// True when there is neither a user nor a client yet (what `--demo` waits for).

@@ -26,6 +26,9 @@ pub struct RefreshFamily {
     pub created_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// The user's security version when the login happened: the family is dead once the
+    /// user's has moved on (a password change, a disable).
+    pub security_version: i64,
 }
 
 impl RefreshFamily {
@@ -68,6 +71,8 @@ struct FamilyRow {
     created_at: i64,
     expires_at: i64,
     revoked_at: Option<i64>,
+    #[sqlx(rename = "family_security_version")]
+    security_version: i64,
 }
 
 impl TryFrom<FamilyRow> for RefreshFamily {
@@ -84,6 +89,7 @@ impl TryFrom<FamilyRow> for RefreshFamily {
             created_at: r.created_at,
             expires_at: r.expires_at,
             revoked_at: r.revoked_at,
+            security_version: r.security_version,
         })
     }
 }
@@ -111,7 +117,7 @@ impl TryFrom<Row> for RefreshRecord {
 /// The columns of a [`FamilyRow`], from `refresh_families f`.
 const FAMILY_COLUMNS: &str = "f.id as family_id, f.client_id, f.user_id, \
      f.scopes as family_scopes, f.auth_time, f.created_at as family_created_at, f.expires_at, \
-     f.revoked_at";
+     f.revoked_at, f.security_version as family_security_version";
 
 const FROM_TOKEN_AND_FAMILY: &str =
     "from refresh_tokens t join refresh_families f on f.id = t.family_id";
@@ -270,8 +276,9 @@ impl Store {
             let mut tx = p.begin().await?;
             sqlx::query(
                 "insert into refresh_families \
-                 (id, client_id, user_id, scopes, auth_time, created_at, expires_at, revoked_at) \
-                 values ($1, $2, $3, $4, $5, $6, $7, $8)",
+                 (id, client_id, user_id, scopes, auth_time, created_at, expires_at, revoked_at, \
+                  security_version) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(&family.id)
             .bind(&family.client_id)
@@ -281,6 +288,7 @@ impl Store {
             .bind(family.created_at)
             .bind(family.expires_at)
             .bind(family.revoked_at)
+            .bind(family.security_version)
             .execute(&mut *tx)
             .await?;
             if let Some((hash, issued_at)) = token {
@@ -464,6 +472,9 @@ impl Store {
              (select hash from authorization_codes where expires_at <= $1 limit $2)",
             "delete from sessions where hash in \
              (select hash from sessions where expires_at <= $1 limit $2)",
+            // Throttle counts are forgotten after the window (oauth::throttle::WINDOW_SECS).
+            "delete from login_failures where key in \
+             (select key from login_failures where last_failure <= $1 - 900 limit $2)",
         ] {
             loop {
                 let n = on_pool!(write self, |p| sqlx::query(sql)

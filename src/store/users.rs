@@ -9,11 +9,12 @@ use super::{Store, StoreError, on_pool};
 use crate::model::{ScopeSet, Secret, User};
 
 const COLUMNS: &str = "id, username, password_hash, name, email, email_verified, scopes, \
-                       disabled, created_at, updated_at";
+                       disabled, created_at, updated_at, security_version, security_changed_at";
 
 /// [`COLUMNS`] of `users u`, for joins.
 pub(super) const USER_COLUMNS: &str = "u.id, u.username, u.password_hash, u.name, u.email, \
-     u.email_verified, u.scopes, u.disabled, u.created_at, u.updated_at";
+     u.email_verified, u.scopes, u.disabled, u.created_at, u.updated_at, u.security_version, \
+     u.security_changed_at";
 
 #[derive(FromRow)]
 pub(super) struct UserRow {
@@ -27,6 +28,8 @@ pub(super) struct UserRow {
     disabled: bool,
     created_at: i64,
     updated_at: i64,
+    security_version: i64,
+    security_changed_at: i64,
 }
 
 impl TryFrom<UserRow> for User {
@@ -44,73 +47,140 @@ impl TryFrom<UserRow> for User {
             disabled: r.disabled,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            security_version: r.security_version,
+            security_changed_at: r.security_changed_at,
         })
     }
 }
 
-/// What [`Store::user_with_token_state`] looks up.
+/// A [`UserRow`] from an outer join: every column null when there was no user.
+#[derive(FromRow)]
+struct MaybeUserRow {
+    id: Option<String>,
+    username: Option<String>,
+    password_hash: Option<String>,
+    name: Option<String>,
+    email: Option<String>,
+    email_verified: Option<bool>,
+    scopes: Option<String>,
+    disabled: Option<bool>,
+    created_at: Option<i64>,
+    updated_at: Option<i64>,
+    security_version: Option<i64>,
+    security_changed_at: Option<i64>,
+}
+
+impl TryFrom<MaybeUserRow> for Option<User> {
+    type Error = StoreError;
+    fn try_from(r: MaybeUserRow) -> Result<Self, StoreError> {
+        let Some(id) = r.id else { return Ok(None) };
+        let missing = || StoreError::Corrupt(format!("a column of user {id} is null"));
+        let row = UserRow {
+            username: r.username.ok_or_else(missing)?,
+            password_hash: r.password_hash.ok_or_else(missing)?,
+            name: r.name,
+            email: r.email,
+            email_verified: r.email_verified.ok_or_else(missing)?,
+            scopes: r.scopes.ok_or_else(missing)?,
+            disabled: r.disabled.ok_or_else(missing)?,
+            created_at: r.created_at.ok_or_else(missing)?,
+            updated_at: r.updated_at.ok_or_else(missing)?,
+            security_version: r.security_version.ok_or_else(missing)?,
+            security_changed_at: r.security_changed_at.ok_or_else(missing)?,
+            id,
+        };
+        User::try_from(row).map(Some)
+    }
+}
+
+/// What [`Store::token_state`] looks up: an access token's `sub`, `client_id`, `jti`, `sid`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(super) struct TokenKey {
-    user_id: String,
+    sub: String,
+    client_id: String,
     jti: String,
     sid: Option<String>,
 }
 
 impl super::Reads {
-    /// [`Store::user_with_token_state`] for many tokens in one statement.
+    /// [`Store::token_state`] for many tokens in one statement.
     pub(super) async fn token_states(
         self: Arc<Self>,
         keys: Vec<TokenKey>,
-    ) -> Result<HashMap<TokenKey, (User, TokenState)>, StoreError> {
+    ) -> Result<HashMap<TokenKey, TokenState>, StoreError> {
         #[derive(FromRow)]
         struct Row {
+            req_sub: String,
+            req_client_id: String,
             req_jti: String,
             req_sid: Option<String>,
             #[sqlx(flatten)]
-            user: UserRow,
+            user: MaybeUserRow,
             jti_revoked: bool,
             session_expires_at: Option<i64>,
+            client_created_at: Option<i64>,
         }
+        // The session counts only while it is the user's, of the token's client, not revoked,
+        // and made under the user's current security version.
         let sql = format!(
-            "with req (user_id, jti, sid) as (values {}) \
-             select req.jti as req_jti, req.sid as req_sid, {USER_COLUMNS}, \
+            "with req (sub, client_id, jti, sid) as (values {}) \
+             select req.sub as req_sub, req.client_id as req_client_id, req.jti as req_jti, \
+                    req.sid as req_sid, {USER_COLUMNS}, \
                     exists(select 1 from revoked_access_tokens r where r.jti = req.jti) \
                       as jti_revoked, \
                     (select f.expires_at from refresh_families f \
-                      where f.id = req.sid and f.revoked_at is null) as session_expires_at \
-             from req join users u on u.id = req.user_id",
-            super::batch::placeholders(keys.len(), 3)
+                      where f.id = req.sid and f.revoked_at is null and f.user_id = u.id \
+                        and f.client_id = req.client_id \
+                        and f.security_version = u.security_version) as session_expires_at, \
+                    (select c.created_at from clients c where c.id = req.client_id) \
+                      as client_created_at \
+             from req left join users u on u.id = req.sub",
+            super::batch::placeholders(keys.len(), 4)
         );
         let rows: Vec<Row> = on_pool!(self, |p| {
             let mut query = sqlx::query_as(&sql);
             for key in &keys {
-                query = query.bind(&key.user_id).bind(&key.jti).bind(&key.sid);
+                query = query
+                    .bind(&key.sub)
+                    .bind(&key.client_id)
+                    .bind(&key.jti)
+                    .bind(&key.sid);
             }
             query.fetch_all(p).await
         })?;
         rows.into_iter()
             .map(|r| {
-                let state = TokenState {
-                    jti_revoked: r.jti_revoked,
-                    session_expires_at: r.session_expires_at,
-                };
-                let user = User::try_from(r.user)?;
                 let key = TokenKey {
-                    user_id: user.id.clone(),
+                    sub: r.req_sub,
+                    client_id: r.req_client_id,
                     jti: r.req_jti,
                     sid: r.req_sid,
                 };
-                Ok((key, (user, state)))
+                let state = TokenState {
+                    user: Option::<User>::try_from(r.user)?,
+                    jti_revoked: r.jti_revoked,
+                    session_expires_at: r.session_expires_at,
+                    client_created_at: r.client_created_at,
+                };
+                Ok((key, state))
             })
             .collect()
     }
 }
 
-/// See [`Store::user_with_token_state`].
-#[derive(Clone, Copy, Debug)]
+/// What decides whether an access token is still live, besides its signature and `exp`
+/// (see [`Store::token_state`]).
+#[derive(Clone, Debug)]
 pub struct TokenState {
+    /// The user named by `sub`; `None` for a client's own token, or a user who is gone.
+    pub user: Option<User>,
+    /// Whether the token's `jti` was revoked (RFC 7009).
     pub jti_revoked: bool,
+    /// When the session named by `sid` ends; `None` when it is not live (revoked, of another
+    /// user or client, or made before the user's last password change or disable).
     pub session_expires_at: Option<i64>,
+    /// When the token's client was registered; `None` when it is gone.
+    pub client_created_at: Option<i64>,
 }
 
 /// What `insert_user` needs; the id is generated.
@@ -125,8 +195,29 @@ pub struct NewUser {
     pub disabled: bool,
 }
 
-const REVOKE_FAMILIES_OF_USER: &str =
-    "update refresh_families set revoked_at = $1 where user_id = $2 and revoked_at is null";
+/// Ends everything a user's old security state made, in the caller's transaction: the user's
+/// refresh-token families are revoked and browser sessions deleted. (Each also carries the
+/// security version it was made under, so one made by a login that raced with the change is
+/// dead too.)
+macro_rules! end_logins_of_user {
+    ($tx:expr, $user_id:expr, $now:expr) => {{
+        sqlx::query(
+            "update refresh_families set revoked_at = $1 where user_id = $2 and revoked_at is null",
+        )
+        .bind($now)
+        .bind($user_id)
+        .execute(&mut *$tx)
+        .await?;
+        sqlx::query("delete from sessions where user_id = $1")
+            .bind($user_id)
+            .execute(&mut *$tx)
+            .await?;
+    }};
+}
+
+/// Moves a user's security version on (by username), returning the user's id.
+const BUMP_SECURITY_VERSION: &str = "update users set security_version = security_version + 1, \
+     security_changed_at = $1, updated_at = $1 where username = $2 returning id";
 
 impl Store {
     /// Creates a user with a fresh UUID. `Conflict` when the username is taken.
@@ -142,6 +233,8 @@ impl Store {
             disabled: new.disabled,
             created_at: now,
             updated_at: now,
+            security_version: 0,
+            security_changed_at: 0,
         };
         self.insert_user_record(&user).await?;
         Ok(user)
@@ -150,7 +243,8 @@ impl Store {
     /// Stores a user as it is, id and times included (copying between databases).
     pub async fn insert_user_record(&self, u: &User) -> Result<(), StoreError> {
         let sql = format!(
-            "insert into users ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            "insert into users ({COLUMNS}) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         );
         on_pool!(write self, |p| sqlx::query(&sql)
             .bind(&u.id)
@@ -163,6 +257,8 @@ impl Store {
             .bind(u.disabled)
             .bind(u.created_at)
             .bind(u.updated_at)
+            .bind(u.security_version)
+            .bind(u.security_changed_at)
             .execute(p)
             .await
             .map(|_| ()))?;
@@ -178,24 +274,32 @@ impl Store {
         row.map(User::try_from).transpose()
     }
 
-    /// The user an access token names, with what else decides whether the token is live:
-    /// whether its `jti` was revoked, and when its session (refresh-token family `sid`)
-    /// ends — `None` when there is no such live family. `None` when there is no such user.
-    /// The hot path of /userinfo and /introspect: read with concurrent requests' in one
-    /// statement (`store::batch`).
-    pub async fn user_with_token_state(
+    /// What decides whether an access token of `client_id` for `sub` (a user's id, or the
+    /// client's own id), with `jti` and session `sid`, is live: its user, whether the `jti`
+    /// was revoked, when its session ends, whether its client exists. The hot path of
+    /// /userinfo and /introspect: read with concurrent requests' in one statement
+    /// (`store::batch`).
+    pub async fn token_state(
         &self,
-        user_id: &str,
+        sub: &str,
+        client_id: &str,
         jti: &str,
         sid: Option<&str>,
-    ) -> Result<Option<(User, TokenState)>, StoreError> {
-        self.token_states
-            .get(TokenKey {
-                user_id: user_id.to_owned(),
-                jti: jti.to_owned(),
-                sid: sid.map(str::to_owned),
-            })
-            .await
+    ) -> Result<TokenState, StoreError> {
+        let key = TokenKey {
+            sub: sub.to_owned(),
+            client_id: client_id.to_owned(),
+            jti: jti.to_owned(),
+            sid: sid.map(str::to_owned),
+        };
+        // The statement answers every key (an outer join): a missing one means nothing
+        // was found at all.
+        Ok(self.token_states.get(key).await?.unwrap_or(TokenState {
+            user: None,
+            jti_revoked: false,
+            session_expires_at: None,
+            client_created_at: None,
+        }))
     }
 
     pub async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
@@ -213,9 +317,9 @@ impl Store {
         rows.into_iter().map(User::try_from).collect()
     }
 
-    /// Sets a new password hash and revokes the user's refresh-token families, in one
-    /// transaction: a password change logs the user out everywhere. False when there is no
-    /// such user.
+    /// Sets a new password hash and ends everything the old one made — refresh-token
+    /// families, browser sessions, codes and tokens without a session (the security
+    /// version moves on) — in one transaction. False when there is no such user.
     pub async fn set_password_hash(
         &self,
         username: &str,
@@ -224,20 +328,18 @@ impl Store {
     ) -> Result<bool, StoreError> {
         on_pool!(write self, |p| {
             let mut tx = p.begin().await?;
-            let id: Option<(String,)> = sqlx::query_as(
-                "update users set password_hash = $1, updated_at = $2 where username = $3 returning id",
-            )
-            .bind(hash.expose())
-            .bind(now)
-            .bind(username)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some((id,)) = id else { return Ok(false) };
-            sqlx::query(REVOKE_FAMILIES_OF_USER)
+            let id: Option<(String,)> = sqlx::query_as(BUMP_SECURITY_VERSION)
                 .bind(now)
+                .bind(username)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some((id,)) = id else { return Ok(false) };
+            sqlx::query("update users set password_hash = $1 where id = $2")
+                .bind(hash.expose())
                 .bind(&id)
                 .execute(&mut *tx)
                 .await?;
+            end_logins_of_user!(tx, &id, now);
             tx.commit().await?;
             Ok(true)
         })
@@ -266,9 +368,9 @@ impl Store {
         Ok(done == 1)
     }
 
-    /// Enables or disables a user; disabling revokes the user's refresh-token families, so
-    /// enabling the account again does not bring old sessions back. False when there is no
-    /// such user.
+    /// Enables or disables a user. Disabling ends everything the user's logins made, as a
+    /// password change does, so enabling the account again brings none of it back. False
+    /// when there is no such user.
     pub async fn set_user_disabled(
         &self,
         username: &str,
@@ -277,21 +379,49 @@ impl Store {
     ) -> Result<bool, StoreError> {
         on_pool!(write self, |p| {
             let mut tx = p.begin().await?;
-            let id: Option<(String,)> = sqlx::query_as(
-                "update users set disabled = $1, updated_at = $2 where username = $3 returning id",
+            if disabled {
+                let id: Option<(String,)> = sqlx::query_as(BUMP_SECURITY_VERSION)
+                    .bind(now)
+                    .bind(username)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some((id,)) = id else { return Ok(false) };
+                end_logins_of_user!(tx, &id, now);
+            }
+            let found = sqlx::query(
+                "update users set disabled = $1, updated_at = $2 where username = $3",
             )
             .bind(disabled)
             .bind(now)
             .bind(username)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some((id,)) = id else { return Ok(false) };
-            if disabled {
-                sqlx::query(REVOKE_FAMILIES_OF_USER)
-                    .bind(now)
-                    .bind(&id)
-                    .execute(&mut *tx)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            tx.commit().await?;
+            Ok(found)
+        })
+    }
+
+    /// Removes a user and everything of theirs: refresh-token families (and so their
+    /// tokens), browser sessions, unused codes. Access tokens naming the user are refused
+    /// from then on (their user is gone); the id is never reused. False when there is no
+    /// such user.
+    pub async fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
+        on_pool!(write self, |p| {
+            let mut tx = p.begin().await?;
+            let id: Option<(String,)> =
+                sqlx::query_as("delete from users where username = $1 returning id")
+                    .bind(username)
+                    .fetch_optional(&mut *tx)
                     .await?;
+            let Some((id,)) = id else { return Ok(false) };
+            for sql in [
+                "delete from refresh_families where user_id = $1",
+                "delete from sessions where user_id = $1",
+                "delete from authorization_codes where user_id = $1",
+            ] {
+                sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(true)

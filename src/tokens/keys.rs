@@ -324,6 +324,79 @@ pub fn generate(dir: &Path) -> Result<String, KeyError> {
     Ok(kid)
 }
 
+/// The name of the server secret in the keys dir (see [`load_or_create_secret`]).
+pub const SECRET_FILE: &str = "ferrid.secret";
+
+/// The server's own secret: 32 random bytes in `ferrid.secret` beside the signing keys (mode
+/// 0600, base64url; not a `.pem`, so never published), created on first use. Replicas sharing the keys
+/// dir share it. Purposes derive their own keys from it ([`derive_key`]), so no two uses
+/// ever share a key. Written under a temporary name and linked into place, so replicas
+/// starting together agree on one secret and none reads half of it.
+pub fn load_or_create_secret(dir: &Path) -> Result<[u8; 32], KeyError> {
+    ensure_dir(dir)?;
+    let path = dir.join(SECRET_FILE);
+    let bad = |reason: String| KeyError::BadKey {
+        file: path.clone(),
+        reason,
+    };
+    let io = |source| KeyError::Io {
+        dir: dir.to_owned(),
+        source,
+    };
+    if !path.exists() {
+        let mut secret = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut secret).map_err(|_| KeyError::Generate)?;
+        let tmp = dir.join(format!(
+            ".{SECRET_FILE}.{}.tmp",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io)?;
+        f.write_all(B64.encode(secret).as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        drop(f);
+        // A hard link fails when the name exists: whoever links first wins, and everyone
+        // reads the winner's secret below.
+        let linked = fs::hard_link(&tmp, &path);
+        let _ = fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => tracing::info!(file = %path.display(), "created the server secret"),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io(e)),
+        }
+    }
+    let meta = fs::metadata(&path).map_err(io)?;
+    if meta.mode() & 0o077 != 0 {
+        return Err(bad(format!(
+            "mode {:o} lets other accounts read the server secret; run: chmod 600 {}",
+            meta.mode() & 0o777,
+            path.display()
+        )));
+    }
+    let text = fs::read_to_string(&path).map_err(io)?;
+    let bytes = B64
+        .decode(text.trim())
+        .ok()
+        .filter(|b| b.len() == 32)
+        .ok_or_else(|| bad("not 32 bytes in base64url".into()))?;
+    let mut secret = [0u8; 32];
+    secret.copy_from_slice(&bytes);
+    Ok(secret)
+}
+
+/// A key for one purpose, derived from the server secret: HMAC-SHA256(secret, purpose).
+pub fn derive_key(secret: &[u8; 32], purpose: &str) -> [u8; 32] {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+    let tag = aws_lc_rs::hmac::sign(&key, purpose.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(tag.as_ref());
+    out
+}
+
 /// Removes a key that no longer signs, taking it out of the JWKS: tokens it signed stop
 /// verifying. The signing key cannot be retired.
 pub fn retire(dir: &Path, kid: &str) -> Result<PathBuf, KeyError> {

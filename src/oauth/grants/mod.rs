@@ -70,40 +70,54 @@ impl OAuth {
         }
     }
 
-    /// The refresh-token family of a fresh login, when the client may refresh (RFC 6749 §6).
-    pub(crate) fn new_refresh_family(
+    /// The session (refresh-token family) of a fresh login: every user token names one in
+    /// `sid`, so that whatever ends the session — a replay, a revocation, a password change,
+    /// a disable — ends its access tokens at ferrid's own endpoints too. It lives as long as
+    /// a refresh token may when the client may refresh (RFC 6749 §6), else as long as the
+    /// access token. It keeps the user's security version of the login: a password change
+    /// that commits while the login is being checked leaves it dead.
+    pub(crate) fn new_login_family(
         &self,
         client: &Client,
         user: &User,
         scopes: &ScopeSet,
         auth_time: i64,
         now: i64,
-    ) -> Option<RefreshFamily> {
-        client
-            .may_use(GrantType::RefreshToken)
-            .then(|| RefreshFamily {
-                id: uuid::Uuid::new_v4().to_string(),
-                client_id: client.id.clone(),
-                user_id: user.id.clone(),
-                scopes: scopes.clone(),
-                auth_time,
-                created_at: now,
-                expires_at: now + self.lifetimes.refresh_token.as_secs() as i64,
-                revoked_at: None,
-            })
+    ) -> RefreshFamily {
+        let lifetime = if client.may_use(GrantType::RefreshToken) {
+            self.lifetimes.refresh_token
+        } else {
+            self.lifetimes.access_token
+        };
+        RefreshFamily {
+            id: uuid::Uuid::new_v4().to_string(),
+            client_id: client.id.clone(),
+            user_id: user.id.clone(),
+            scopes: scopes.clone(),
+            auth_time,
+            created_at: now,
+            expires_at: now + lifetime.as_secs() as i64,
+            revoked_at: None,
+            security_version: user.security_version,
+        }
     }
 
-    /// Stores a new family with its first token (as a digest) and returns the token; done
-    /// before the response goes out.
-    pub(crate) async fn store_refresh_family(
+    /// Stores a new family, with its first refresh token (as a digest) when the client may
+    /// refresh, and returns that token; done before the response goes out.
+    pub(crate) async fn store_login_family(
         &self,
+        client: &Client,
         family: &RefreshFamily,
-    ) -> Result<String, OAuthError> {
+    ) -> Result<Option<String>, OAuthError> {
+        if !client.may_use(GrantType::RefreshToken) {
+            self.store.insert_refresh_family_at(family, None).await?;
+            return Ok(None);
+        }
         let token = opaque::random_token()?;
         self.store
             .insert_refresh_family(family, &opaque::sha256_hex(&token))
             .await?;
-        Ok(token)
+        Ok(Some(token))
     }
 
     /// Signs an access token (RFC 9068) for `sub`. `sid` names the refresh-token family of

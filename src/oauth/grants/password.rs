@@ -19,6 +19,7 @@ use std::net::IpAddr;
 use crate::metrics::Metrics;
 use crate::model::{Client, Secret, User};
 use crate::oauth::Params;
+use crate::oauth::throttle::Refused;
 use crate::password::{PasswordError, Verified};
 
 /// The one answer for every failed login (RFC 6749 §5.2 invalid_grant).
@@ -46,17 +47,14 @@ impl OAuth {
             .check_password(username, password, ip, started, now)
             .await?;
         let granted = scope::grant_for_user(requested.as_ref(), client, &user)?;
-        let family = self.new_refresh_family(client, &user, &granted, now, now);
-        let sid = family.as_ref().map(|f| f.id.as_str());
+        let family = self.new_login_family(client, &user, &granted, now, now);
         let login = Login {
             auth_time: now,
-            sid,
+            sid: Some(&family.id),
             nonce: None,
         };
         let mut response = self.mint_for_user(client, &user, &granted, login, now)?;
-        if let Some(family) = &family {
-            response.refresh_token = Some(self.store_refresh_family(family).await?);
-        }
+        response.refresh_token = self.store_login_family(client, &family).await?;
         Ok(response)
     }
 
@@ -72,37 +70,54 @@ impl OAuth {
         started: tokio::time::Instant,
         now: i64,
     ) -> Result<User, OAuthError> {
-        if let Err(wait) = self.throttle.check(username, ip, now) {
-            Metrics::count(&self.metrics.logins_throttled);
-            tracing::info!(
-                event = "login_throttled",
-                retry_after = wait,
-                "login refused before checking"
-            );
-            return Err(OAuthError::Throttled(wait));
-        }
-        let user = self.store.user_by_username(username).await?;
-        let stored = user.as_ref().map(|u| u.password_hash.clone());
-        let verified = self
-            .passwords
-            .verify(stored, password.clone())
-            .await
-            .map_err(|e| match e {
-                PasswordError::Busy => OAuthError::TemporarilyUnavailable,
-                other => OAuthError::Internal(other.into()),
-            })?;
+        // Counted as it starts (RFC 6749 §4.3.2): a burst gets no more checks than a sequence.
+        let attempt = match self.throttle.begin(username, ip, now).await {
+            Ok(attempt) => attempt,
+            Err(Refused::Wait(wait)) => {
+                Metrics::count(&self.metrics.logins_throttled);
+                tracing::info!(
+                    event = "login_throttled",
+                    retry_after = wait,
+                    "login refused before checking"
+                );
+                return Err(OAuthError::Throttled(wait));
+            }
+            Err(Refused::Busy) => return Err(OAuthError::TemporarilyUnavailable),
+            Err(Refused::Store(e)) => return Err(e.into()),
+        };
+        let checked = async {
+            let user = self.store.user_by_username(username).await?;
+            let stored = user.as_ref().map(|u| u.password_hash.clone());
+            let verified = self
+                .passwords
+                .verify(stored, password.clone())
+                .await
+                .map_err(|e| match e {
+                    PasswordError::Busy => OAuthError::TemporarilyUnavailable,
+                    other => OAuthError::Internal(other.into()),
+                })?;
+            Ok::<_, OAuthError>((user, verified))
+        };
+        let (user, verified) = match checked.await {
+            Ok(checked) => checked,
+            Err(e) => {
+                // Not checked after all (a full queue, the database): it does not count.
+                attempt.not_checked();
+                return Err(e);
+            }
+        };
         let (user, rehash) = match (user, verified) {
             // A disabled user went through the same verification as everyone else.
             (Some(user), Verified::Match { rehash }) if !user.disabled => (user, rehash),
             _ => {
-                self.throttle.failed(username, ip, now);
+                attempt.failed(now).await;
                 Metrics::count(&self.metrics.logins_failed);
                 tracing::info!(event = "login_failed", "login refused");
                 tokio::time::sleep_until(started + FAILED_LOGIN_FLOOR).await;
                 return Err(OAuthError::InvalidGrant(BAD_CREDENTIALS));
             }
         };
-        self.throttle.succeeded(username, ip);
+        attempt.succeeded().await;
         Metrics::count(&self.metrics.logins_succeeded);
         tracing::info!(event = "login_succeeded", user_id = %user.id, "login");
         if rehash {
