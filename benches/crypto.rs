@@ -22,6 +22,7 @@ fn access_claims() -> AccessClaims {
         aud: Audience::One("app".into()),
         exp: 2_000_000_000,
         iat: 1_700_000_000,
+        nbf: None,
         jti: "2c5e1f0a-8d4b-4e7a-b3c9-6f1d0e2a7b48".into(),
         client_id: "app".into(),
         scope: "openid profile email".into(),

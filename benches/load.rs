@@ -347,6 +347,7 @@ async fn bench() {
         aud: ferrid::tokens::Audience::One("app".into()),
         exp: 2_000_000_000,
         iat: 1_700_000_000,
+        nbf: None,
         jti: "jti".into(),
         client_id: "app".into(),
         scope: "openid".into(),

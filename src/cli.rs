@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::app::App;
 use crate::clock::Clock;
 use crate::config::{ServeArgs, ServeConfig, StorageArgs, available_cores};
-use crate::model::{Client, GrantType, ScopeSet, Secret};
+use crate::model::{Client, GrantType, RedirectUriPolicy, ScopeSet, Secret, check_redirect_uri};
 use crate::oauth::client_auth;
 use crate::password::{self, HashParams, MAX_PASSWORD_BYTES, Passwords};
 use crate::store::{NewUser, Store, StoreError};
@@ -88,12 +88,16 @@ pub enum UserCommand {
         #[arg(long)]
         disabled: bool,
     },
-    /// Set a user's password; the new one is read from standard input (first line).
+    /// Set a user's password; the new one is read from standard input (first line). Ends the
+    /// user's sessions, refresh tokens and access tokens (at ferrid's own endpoints).
     Passwd { username: String },
-    /// Refuse the user's logins and tokens at userinfo.
+    /// Refuse the user's logins; ends the user's sessions and tokens, for good.
     Disable { username: String },
     /// Allow a disabled user again.
     Enable { username: String },
+    /// Remove a user and everything of theirs: sessions, refresh tokens, access tokens (at
+    /// ferrid's own endpoints). The user's id is never reused.
+    Remove { username: String },
     /// List users.
     List,
     /// Import users from a FastAPI `fake_users_db`-shaped JSON file (bcrypt hashes kept).
@@ -126,6 +130,10 @@ pub enum ClientCommand {
         /// Print `{"client_id": …, "client_secret": …}`.
         #[arg(long)]
         json: bool,
+        /// Also accept plain-http redirect URIs on hosts other than this machine. For
+        /// development only: codes would cross the network unencrypted.
+        #[arg(long)]
+        dev_allow_http_redirect_uri: bool,
     },
     /// List clients.
     List,
@@ -300,6 +308,13 @@ async fn user_command(cmd: UserCommand, store: &Store, now: i64) -> anyhow::Resu
             tracing::info!(event = "user_enabled", %username);
             println!("user {username} enabled");
         }
+        UserCommand::Remove { username } => {
+            if !store.delete_user(&username).await? {
+                return Err(missing(&username));
+            }
+            tracing::info!(event = "user_removed", %username);
+            println!("user {username} removed");
+        }
         UserCommand::List => {
             let users = store.list_users().await?;
             if users.is_empty() {
@@ -424,6 +439,7 @@ async fn client_command(cmd: ClientCommand, store: &Store) -> anyhow::Result<()>
             audiences,
             secret_stdin,
             json,
+            dev_allow_http_redirect_uri,
         } => {
             validate_client_id(&client_id)?;
             let grant_types = grant_types
@@ -440,8 +456,12 @@ async fn client_command(cmd: ClientCommand, store: &Store) -> anyhow::Result<()>
             if public && secret_stdin {
                 bail!("a public client has no secret; drop --public or --secret-stdin");
             }
+            let policy = RedirectUriPolicy {
+                allow_http_anywhere: dev_allow_http_redirect_uri,
+            };
             for uri in &redirect_uris {
-                validate_redirect_uri(uri)?;
+                check_redirect_uri(uri, policy)
+                    .map_err(|e| anyhow::anyhow!("--redirect-uri {e}"))?;
             }
             if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
                 bail!(
@@ -564,16 +584,6 @@ fn validate_client_id(id: &str) -> anyhow::Result<()> {
         bail!(
             "a client id may not look like a UUID (users' ids are UUIDs); choose a name such as my-app"
         );
-    }
-    Ok(())
-}
-
-/// RFC 6749 §3.1.2: an absolute URI without a fragment.
-fn validate_redirect_uri(uri: &str) -> anyhow::Result<()> {
-    let parsed = url::Url::parse(uri)
-        .map_err(|e| anyhow::anyhow!("--redirect-uri {uri:?} is not an absolute URI ({e})"))?;
-    if parsed.fragment().is_some() {
-        bail!("--redirect-uri {uri:?} may not have a fragment (RFC 6749 section 3.1.2)");
     }
     Ok(())
 }

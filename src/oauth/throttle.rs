@@ -251,7 +251,7 @@ impl Throttle {
                     });
                 }
                 Decision::Refuse(wait) => {
-                    self.stop_waiting(&keys, waiting);
+                    self.stop_waiting(&keys, waiting, now);
                     return Err(Refused::Wait(wait));
                 }
                 Decision::Wait if !waiting && !self.start_waiting(&keys) => {
@@ -260,7 +260,7 @@ impl Throttle {
                 Decision::Wait => {
                     waiting = true;
                     if tokio::time::timeout_at(deadline, settled).await.is_err() {
-                        self.stop_waiting(&keys, true);
+                        self.stop_waiting(&keys, true, now);
                         return Err(Refused::Busy);
                     }
                 }
@@ -353,7 +353,7 @@ impl Throttle {
         decision
     }
 
-    fn stop_waiting(&self, keys: &[(Key, Kind)], waiting: bool) {
+    fn stop_waiting(&self, keys: &[(Key, Kind)], waiting: bool, now: i64) {
         if !waiting {
             return;
         }
@@ -361,6 +361,9 @@ impl Throttle {
         for (key, _) in keys {
             if let Some(e) = entries.get_mut(key) {
                 e.waiting = e.waiting.saturating_sub(1);
+                if e.is_idle(now) {
+                    entries.remove(key);
+                }
             }
         }
     }

@@ -2,6 +2,7 @@
 
 use sqlx::FromRow;
 
+use super::faults::{self, Fault, Point};
 use super::users::{USER_COLUMNS, UserRow};
 use super::{Store, StoreError, on_pool};
 use crate::model::{ScopeSet, User};
@@ -122,6 +123,7 @@ impl Store {
         now: i64,
         family_expires_at: i64,
     ) -> Result<Redemption, StoreError> {
+        let fault = self.faults.take(Point::CodeRedemption);
         on_pool!(write self, |p| {
             let mut tx = p.begin().await?;
             let won = sqlx::query(
@@ -159,7 +161,14 @@ impl Store {
             .bind(hash)
             .fetch_optional(&mut *tx)
             .await?;
+            if fault == Some(Fault::FailCommit) {
+                tx.rollback().await?;
+                return Err(faults::injected("the COMMIT of a code redemption failed"));
+            }
             tx.commit().await?;
+            if fault == Some(Fault::LoseConnectionAfterCommit) {
+                return Err(faults::injected("connection lost after a code redemption's COMMIT"));
+            }
             Ok(match row.map(AuthorizationCode::try_from).transpose()? {
                 None => Redemption::Unknown,
                 Some(code) if current => Redemption::Redeemed(code),

@@ -11,6 +11,7 @@ mod batch;
 mod clients;
 mod codes;
 mod copy;
+pub mod faults;
 mod files;
 mod login_failures;
 mod refresh_tokens;
@@ -117,11 +118,13 @@ pub struct Store {
     clients: Arc<batch::Batcher<String, crate::model::Client>>,
     refresh_records: Arc<batch::Batcher<String, (RefreshRecord, crate::model::User)>>,
     rotations: Arc<batch::Batcher<refresh_tokens::RotateKey, Result<Rotation, StoreError>>>,
+    faults: Arc<faults::Faults>,
 }
 
 /// The pool alone: what the batched statements run on (a [`Store`] holds their batchers).
 struct Reads {
     pool: Pool,
+    faults: Arc<faults::Faults>,
 }
 
 /// A [`batch::Batcher`] running `statement` (a method of [`Reads`]) on `reads`.
@@ -222,7 +225,11 @@ impl Store {
                 "unsupported database URL; use sqlite://PATH (e.g. sqlite://ferrid.db) or postgres://USER@HOST/DB"
             );
         };
-        let reads = Arc::new(Reads { pool: pool.clone() });
+        let faults = Arc::new(faults::Faults::default());
+        let reads = Arc::new(Reads {
+            pool: pool.clone(),
+            faults: faults.clone(),
+        });
         let token_states = batched(&reads, Reads::token_states, Some(READ_DEADLINE));
         let clients = batched(&reads, Reads::clients, Some(READ_DEADLINE));
         let refresh_records = batched(&reads, Reads::refresh_records, Some(READ_DEADLINE));
@@ -234,7 +241,14 @@ impl Store {
             clients,
             refresh_records,
             rotations,
+            faults,
         })
+    }
+
+    /// The faults the durability tests arm (debug builds only).
+    #[cfg(debug_assertions)]
+    pub fn faults(&self) -> &faults::Faults {
+        &self.faults
     }
 
     /// Which engine: "sqlite" or "postgres".

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use sqlx::FromRow;
 
+use super::faults::{self, Fault, Point};
 use super::users::{USER_COLUMNS, UserRow};
 use super::{Store, StoreError, on_pool};
 use crate::model::{ScopeSet, User};
@@ -172,6 +173,7 @@ impl super::Reads {
              returning hash, successor_hash",
             digests.join(", ")
         );
+        let fault = self.faults.take(Point::Rotation);
         let rotated: Vec<(String, String)> = on_pool!(write self, |p| {
             let mut query = sqlx::query_as(&sql);
             for key in &batch {
@@ -180,8 +182,19 @@ impl super::Reads {
                     .bind(&key.successor_hash)
                     .bind(key.now);
             }
+            if fault == Some(Fault::FailCommit) {
+                let mut tx = p.begin().await?;
+                query.fetch_all(&mut *tx).await?;
+                tx.rollback().await?;
+                return Err(faults::injected("the COMMIT of a refresh rotation failed"));
+            }
             query.fetch_all(p).await
         })?;
+        if fault == Some(Fault::LoseConnectionAfterCommit) {
+            return Err(faults::injected(
+                "connection lost after a rotation's COMMIT",
+            ));
+        }
         let rotated: std::collections::HashSet<(String, String)> = rotated.into_iter().collect();
         let mut outcome = HashMap::with_capacity(batch.len());
         for key in batch {
@@ -409,27 +422,48 @@ impl Store {
 
     /// Revokes a family (RFC 7009 §2.1: revoking a refresh token revokes its family).
     pub async fn revoke_refresh_family(&self, family_id: &str, now: i64) -> Result<(), StoreError> {
-        on_pool!(write self, |p| sqlx::query(REVOKE_FAMILY)
-            .bind(now)
-            .bind(family_id)
-            .execute(p)
-            .await
-            .map(|_| ()))?;
+        let fault = self.faults.take(Point::Revocation);
+        on_pool!(write self, |p| {
+            let query = sqlx::query(REVOKE_FAMILY).bind(now).bind(family_id);
+            if fault == Some(Fault::FailCommit) {
+                let mut tx = p.begin().await?;
+                query.execute(&mut *tx).await?;
+                tx.rollback().await?;
+                return Err(faults::injected("the COMMIT of a revocation failed"));
+            }
+            query.execute(p).await.map(|_| ())
+        })?;
+        if fault == Some(Fault::LoseConnectionAfterCommit) {
+            return Err(faults::injected(
+                "connection lost after a revocation's COMMIT",
+            ));
+        }
         Ok(())
     }
 
     /// Records a revoked access token until it expires anyway.
     pub async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
+        let fault = self.faults.take(Point::Revocation);
         on_pool!(write self, |p| {
-            sqlx::query(
-            "insert into revoked_access_tokens (jti, expires_at) values ($1, $2) on conflict (jti) do nothing"
-        )
-        .bind(jti)
-        .bind(expires_at)
-        .execute(p)
-        .await
-        .map(|_| ())
+            let query = sqlx::query(
+                "insert into revoked_access_tokens (jti, expires_at) values ($1, $2) \
+                 on conflict (jti) do nothing",
+            )
+            .bind(jti)
+            .bind(expires_at);
+            if fault == Some(Fault::FailCommit) {
+                let mut tx = p.begin().await?;
+                query.execute(&mut *tx).await?;
+                tx.rollback().await?;
+                return Err(faults::injected("the COMMIT of a revocation failed"));
+            }
+            query.execute(p).await.map(|_| ())
         })?;
+        if fault == Some(Fault::LoseConnectionAfterCommit) {
+            return Err(faults::injected(
+                "connection lost after a revocation's COMMIT",
+            ));
+        }
         Ok(())
     }
 

@@ -37,6 +37,10 @@ pub struct AccessClaims {
     pub aud: Audience,
     pub exp: i64,
     pub iat: i64,
+    /// Not before (RFC 7519 §4.1.5). ferrid does not set it, but refuses a token that has
+    /// one in the future.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     pub jti: String,
     pub client_id: String,
     /// Space-delimited granted scopes (RFC 9068 §2.2.3). Always present, possibly empty.

@@ -68,9 +68,15 @@ pub enum TokenError {
     Invalid,
     #[error("expired")]
     Expired,
+    #[error("not valid yet (iat or nbf ahead of this server's clock beyond the allowed skew)")]
+    NotYetValid,
     #[error("signing failed: {0}")]
     Sign(String),
 }
+
+/// How far a token's `iat` or `nbf` may be ahead of this server's clock (replicas' clocks
+/// may disagree a little; more is a forged or broken token).
+pub const CLOCK_SKEW_SECS: i64 = 30;
 
 /// Signs and verifies the tokens of one issuer.
 #[derive(Clone)]
@@ -186,7 +192,8 @@ impl TokenIssuer {
 
     /// Verifies an access token of this issuer: RS256 only (no `none`, no HMAC keyed with a
     /// public key: RFC 8725 §3.1), `typ` at+jwt (RFC 9068 §4), a `kid` in the JWKS, our `iss`,
-    /// and `exp` after `now`.
+    /// `exp` after `now`, and `iat` and `nbf` (if any) no later than `now` plus
+    /// [`CLOCK_SKEW_SECS`].
     pub fn verify_access(&self, token: &str, now: i64) -> Result<AccessClaims, TokenError> {
         let known = self
             .verified
@@ -202,6 +209,13 @@ impl TokenIssuer {
         };
         if claims.exp <= now {
             return Err(TokenError::Expired);
+        }
+        // RFC 7519 §4.1.5 (nbf), and an `iat` from the future: a token is not accepted
+        // before it was issued, give or take the clocks of replicas that disagree a little.
+        if claims.iat > now + CLOCK_SKEW_SECS
+            || claims.nbf.is_some_and(|nbf| nbf > now + CLOCK_SKEW_SECS)
+        {
+            return Err(TokenError::NotYetValid);
         }
         Ok(claims)
     }
@@ -332,12 +346,54 @@ mod tests {
             aud: Audience::One("api".into()),
             exp: 2_000_000_000,
             iat: 1_000_000_000,
+            nbf: None,
             jti: "j".into(),
             client_id: "c".into(),
             scope: "openid".into(),
             auth_time: None,
             sid: None,
         }
+    }
+
+    /// RFC 7519 §4.1.5 and §4.1.6: a token whose `nbf` or `iat` is ahead of the clock by more
+    /// than the skew is refused — also once it was remembered as verified.
+    #[test]
+    fn tokens_from_the_future_are_refused_beyond_the_skew() {
+        let issuer = issuer();
+        let now = 1_500_000_000;
+        let at = |iat: i64, nbf: Option<i64>| {
+            let token = issuer
+                .sign_access(&AccessClaims {
+                    iat,
+                    nbf,
+                    ..claims()
+                })
+                .unwrap();
+            issuer.verify_access(&token, now)
+        };
+        assert!(at(now, None).is_ok());
+        assert!(at(now + CLOCK_SKEW_SECS, None).is_ok(), "within the skew");
+        assert_eq!(
+            at(now + CLOCK_SKEW_SECS + 1, None).unwrap_err(),
+            TokenError::NotYetValid
+        );
+        assert!(at(now, Some(now + CLOCK_SKEW_SECS)).is_ok());
+        assert_eq!(
+            at(now, Some(now + CLOCK_SKEW_SECS + 1)).unwrap_err(),
+            TokenError::NotYetValid
+        );
+        // Verified once, with a later clock; presented again with the earlier one.
+        let token = issuer
+            .sign_access(&AccessClaims {
+                iat: now + 600,
+                ..claims()
+            })
+            .unwrap();
+        assert!(issuer.verify_access(&token, now + 600).is_ok());
+        assert_eq!(
+            issuer.verify_access(&token, now).unwrap_err(),
+            TokenError::NotYetValid
+        );
     }
 
     proptest::proptest! {

@@ -151,12 +151,12 @@ pub fn query_of(location: &str) -> HashMap<String, String> {
         .collect()
 }
 
-fn location(res: &reqwest::Response) -> String {
+pub fn location(res: &reqwest::Response) -> String {
     res.headers()["location"].to_str().unwrap().to_owned()
 }
 
 /// An authorization URL for `client` with PKCE S256; returns (url, verifier).
-fn authorize_url(app: &TestApp, client: &str, extra: &[(&str, &str)]) -> (String, String) {
+pub fn authorize_url(app: &TestApp, client: &str, extra: &[(&str, &str)]) -> (String, String) {
     let verifier = "a-verifier-of-at-least-43-characters-0123456789abcdef".to_owned();
     let challenge = {
         use base64::Engine;
@@ -184,7 +184,7 @@ fn authorize_url(app: &TestApp, client: &str, extra: &[(&str, &str)]) -> (String
 }
 
 /// Logs in through the page and returns the code.
-async fn code_for(app: &TestApp, browser: &mut Browser, url: &str) -> String {
+pub async fn code_for(app: &TestApp, browser: &mut Browser, url: &str) -> String {
     let page = browser.get(url).await;
     assert_eq!(page.status(), 200);
     let page = page.text().await.unwrap();
@@ -195,7 +195,7 @@ async fn code_for(app: &TestApp, browser: &mut Browser, url: &str) -> String {
     q["code"].clone()
 }
 
-async fn exchange(
+pub async fn exchange(
     app: &TestApp,
     client: (&str, Option<&str>),
     code: &str,

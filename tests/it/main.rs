@@ -16,4 +16,5 @@ mod logs;
 mod relying_party;
 mod replicas;
 mod token;
+mod trust;
 mod userinfo;

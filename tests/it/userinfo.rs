@@ -28,7 +28,7 @@ fn assert_invalid_token(what: &str, (status, www): (u16, String)) {
 }
 
 /// The private key ferrid signs with, read from its keys dir (as an insider could).
-fn signing_key_pem(app: &TestApp) -> Vec<u8> {
+pub fn signing_key_pem(app: &TestApp) -> Vec<u8> {
     let file = std::fs::read_dir(app.keys_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -37,11 +37,11 @@ fn signing_key_pem(app: &TestApp) -> Vec<u8> {
     std::fs::read(file).unwrap()
 }
 
-fn kid_of(token: &str) -> String {
+pub fn kid_of(token: &str) -> String {
     jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
 }
 
-fn at_header(kid: &str) -> Header {
+pub fn at_header(kid: &str) -> Header {
     let mut h = Header::new(Algorithm::RS256);
     h.typ = Some("at+jwt".into());
     h.kid = Some(kid.into());

@@ -143,6 +143,7 @@ impl OAuth {
             aud: Audience::from_list(audiences),
             exp: now + self.lifetimes.access_token.as_secs() as i64,
             iat: now,
+            nbf: None,
             jti: uuid::Uuid::new_v4().to_string(),
             client_id: client.id.clone(),
             scope: scopes.to_string(),

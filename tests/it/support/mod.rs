@@ -171,6 +171,8 @@ pub struct TestApp {
     pub dir: TestDir,
     pub clock: Clock,
     pub store: Store,
+    /// The server's brute-force throttle (to look at its memory).
+    pub throttle: std::sync::Arc<ferrid::oauth::throttle::Throttle>,
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
@@ -221,6 +223,7 @@ impl TestApp {
             .expect("app builds");
         let base = format!("http://127.0.0.1:{}", app.port());
         let store = app.state().oauth.store.clone();
+        let throttle = app.state().oauth.throttle.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until_stopped(async {
             let _ = rx.await;
@@ -234,6 +237,7 @@ impl TestApp {
             dir,
             clock,
             store,
+            throttle,
             http,
             stop: Some(tx),
             task: Some(task),
