@@ -114,9 +114,8 @@ impl OAuth {
         };
         let family = record.family;
         if record.used_at.is_some()
-            || !family.is_live(now)
+            || !family.is_live_for(&user, now)
             || family.client_id != client.id
-            || user.disabled
         {
             return Ok(None);
         }

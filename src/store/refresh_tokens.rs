@@ -36,6 +36,13 @@ impl RefreshFamily {
     pub fn is_live(&self, now: i64) -> bool {
         self.revoked_at.is_none() && now < self.expires_at
     }
+
+    /// Live, and its user (`user`, whose family it is) enabled and at the security version
+    /// the family was made under: a family made before a password change or disable is dead,
+    /// even one a racing login stored after it.
+    pub fn is_live_for(&self, user: &User, now: i64) -> bool {
+        self.is_live(now) && !user.disabled && self.security_version == user.security_version
+    }
 }
 
 /// A stored refresh token and its family.
@@ -465,16 +472,6 @@ impl Store {
             ));
         }
         Ok(())
-    }
-
-    pub async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-        let found: Option<(String,)> = on_pool!(self, |p| sqlx::query_as(
-            "select jti from revoked_access_tokens where jti = $1"
-        )
-        .bind(jti)
-        .fetch_optional(p)
-        .await)?;
-        Ok(found.is_some())
     }
 
     /// Revoked access tokens that have not expired yet, as (jti, exp).

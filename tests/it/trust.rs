@@ -294,6 +294,10 @@ async fn a_login_that_raced_a_password_change_leaves_nothing_alive() {
         .insert_refresh_family(&family, &sha256_hex("refresh-token"))
         .await
         .unwrap();
+    assert_eq!(
+        introspect(&app, "refresh-token", (APP, APP_SECRET)).await,
+        json!({"active": false})
+    );
     let (status, _) = refresh(&app, "refresh-token").await;
     assert_eq!(status, 400, "the refresh token is refused");
     let state = app

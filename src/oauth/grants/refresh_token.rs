@@ -43,13 +43,7 @@ impl OAuth {
         let family = &record.family;
         // Bound to the client it was issued to (RFC 6749 §6); a live token presented by
         // another client is refused and left as it is.
-        // A family made before the user's last password change or disable is dead, even
-        // if a login raced with the change and stored it afterwards.
-        if family.client_id != client.id
-            || !family.is_live(now)
-            || user.disabled
-            || family.security_version != user.security_version
-        {
+        if family.client_id != client.id || !family.is_live_for(&user, now) {
             return Err(OAuthError::InvalidGrant(INVALID));
         }
         let granted = scope::grant_for_refresh(requested.as_ref(), &family.scopes, client, &user)?;
