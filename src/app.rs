@@ -49,10 +49,17 @@ impl App {
         .await?
         .with_context(|| {
             format!(
-                "cannot load the signing keys from {}",
+                "cannot load the signing keys or the server secret from {}",
                 config.keys_dir.display()
             )
         })?;
+        // Replicas must share one secret (their throttle counters meet only then): its
+        // fingerprint, which reveals nothing of it, lets an operator compare them.
+        tracing::info!(
+            fingerprint = keys::secret_fingerprint(&secret),
+            "server secret loaded from {}",
+            keys::SECRET_FILE
+        );
         if let Some(mode) = keys::dir_mode(&config.keys_dir).filter(|m| m & 0o077 != 0) {
             tracing::warn!(
                 dir = %config.keys_dir.display(),

@@ -174,8 +174,8 @@ pub struct User {
     pub disabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
-    /// Moves on every password change, disable, enable (and removal): each session, refresh
-    /// family and code keeps the version it was made under and dies when this moves on.
+    /// Moves on with every password change and disable: each session, refresh family and
+    /// code keeps the version it was made under and is dead once this has moved on.
     pub security_version: i64,
     /// When `security_version` last moved (unix seconds).
     pub security_changed_at: i64,
@@ -197,11 +197,14 @@ pub enum InvalidRedirectUri {
     #[error("{0:?} has a fragment, which a redirect URI may not have (RFC 6749 section 3.1.2)")]
     Fragment(String),
     #[error(
-        "{0:?} uses plain http on a host that is not this machine; use https, or http only on          a loopback host (127.0.0.1, [::1] or localhost: RFC 8252 section 7.3)"
+        "{0:?} uses plain http on a host that is not this machine; use https, or http only on \
+         a loopback host (127.0.0.1, [::1] or localhost: RFC 8252 section 7.3)"
     )]
     HttpNotLoopback(String),
     #[error(
-        "{0:?} is not allowed: a redirect URI must use https, http on a loopback host          (127.0.0.1, [::1] or localhost), or a native app's private-use scheme in reverse-DNS          form, with a dot (RFC 8252 section 7.1, e.g. com.example.app:/callback)"
+        "{0:?} is not allowed: a redirect URI must use https, http on a loopback host \
+         (127.0.0.1, [::1] or localhost), or a native app's private-use scheme in reverse-DNS \
+         form, with a dot (RFC 8252 section 7.1, e.g. com.example.app:/callback)"
     )]
     Scheme(String),
     #[error("{0:?} has no host")]
@@ -242,6 +245,17 @@ pub fn check_redirect_uri(uri: &str, policy: RedirectUriPolicy) -> Result<(), In
         scheme if scheme.contains('.') => Ok(()),
         _ => Err(InvalidRedirectUri::Scheme(uri.to_owned())),
     }
+}
+
+/// Whether a redirect URI stored by an earlier version may still be used: every scheme that
+/// [`check_redirect_uri`] refuses whatever the policy (`javascript:`, `data:`, `file:` …) is
+/// refused at use too; plain http to another host passes, since it may have been registered
+/// with the development flag.
+pub fn is_usable_redirect_uri(uri: &str) -> bool {
+    let any_http = RedirectUriPolicy {
+        allow_http_anywhere: true,
+    };
+    check_redirect_uri(uri, any_http).is_ok()
 }
 
 /// A registered client (RFC 6749 §2).
@@ -331,6 +345,9 @@ mod tests {
         };
         assert_eq!(check_redirect_uri("http://app.example/cb", dev), Ok(()));
         assert!(check_redirect_uri("javascript:alert(1)", dev).is_err());
+        assert!(is_usable_redirect_uri("http://app.example/cb"));
+        assert!(!is_usable_redirect_uri("javascript:alert(1)"));
+        assert!(!is_usable_redirect_uri("data:text/html,x"));
     }
 
     #[test]

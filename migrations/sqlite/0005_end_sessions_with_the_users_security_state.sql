@@ -1,8 +1,9 @@
--- A user's security state is one number: every password change, disable, enable or removal
--- bumps `users.security_version`. Every login record — a refresh-token family (the `sid` of
--- every user token), a browser session, an authorization code — keeps the version it was
--- created under, and is dead once the user's differs. So nothing made with an old password
--- outlives its change, however the change and the login interleave (src/store/users.rs).
+-- A user's security state is one number: every password change and disable moves
+-- `users.security_version` on (a removal deletes the user). Every login record — a
+-- refresh-token family (the `sid` of every user token), a browser session, an authorization
+-- code — keeps the version it was created under, and is dead once the user's differs. So
+-- nothing made with an old password outlives its change, however the change and the login
+-- interleave (src/store/users.rs).
 -- `security_changed_at` is when the version last moved: user tokens without a `sid` (minted
 -- before this migration) are refused if issued at or before it.
 -- `login_failures` shares the brute-force throttle's failure counts between replicas on

@@ -272,7 +272,8 @@ async fn end_session(s: AppState, headers: HeaderMap, params: Params, posted: bo
         };
         // Exactly a registered URI of that client, or no redirect at all: never an open
         // redirector.
-        if !client.is_some_and(|c| c.redirect_uris.iter().any(|u| u == uri)) {
+        let registered = client.is_some_and(|c| c.redirect_uris.iter().any(|u| u == uri));
+        if !registered || !crate::model::is_usable_redirect_uri(uri) {
             return error_page(
                 StatusCode::BAD_REQUEST,
                 "Cannot return to the application",

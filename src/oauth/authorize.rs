@@ -149,6 +149,13 @@ impl OAuth {
                 "the redirect_uri is not registered for this application",
             ));
         }
+        // Registered by an earlier version that did not check (RFC 8252 §7): never used.
+        if !crate::model::is_usable_redirect_uri(redirect_uri) {
+            return Err(AuthorizeError::Untrusted(
+                "the redirect_uri registered for this application is not a safe one; the \
+                 administrator must register it again",
+            ));
+        }
         let mut request = AuthorizeRequest {
             redirect_uri: redirect_uri.to_owned(),
             state: params.get("state").map(str::to_owned),

@@ -17,29 +17,32 @@
 //! An IPv6 address counts by its /64 prefix (one host usually has the whole prefix), an
 //! IPv4-mapped IPv6 address as its IPv4 address.
 //!
-//! **A guess counts when it starts.** [`Throttle::begin`] counts the attempt as under way
-//! (pending) in the step that checks it, and the [`Attempt`] it returns is settled when the
-//! password check ends: a failure becomes a counted failure, a success is taken back. An
-//! attempt goes ahead only if it would have been allowed even if every attempt under way
-//! fails; otherwise, while some are under way, it waits for them to settle and looks again
-//! (at most [`MAX_WAITING`] waiting per key, for at most [`WAIT_LIMIT`]; beyond either,
-//! "busy": 503). So a burst of concurrent guesses gets exactly the password checks the same
-//! guesses one after the other would — five, then one per delay — while concurrent correct
-//! logins (a service account, a crowd behind one NAT) only queue briefly. An attempt
-//! dropped unsettled (its client went away mid-check) counts as a failure.
+//! **A burst learns no more than a sequence.** [`Throttle::begin`] counts an attempt as
+//! under way when it starts (refusing it at once if the counters already say so, or if
+//! [`MAX_PENDING`] attempts of one counter are under way), and the [`Attempt`] is settled
+//! when the password check ends. Its outcome — right or wrong — is told only if, at that
+//! moment, the counters allow one more attempt, exactly as they would for the next guess of
+//! a sequence; otherwise the answer is "throttled", whatever the password was, and nothing
+//! is counted. So of forty concurrent wrong guesses, five are answered "wrong" and
+//! thirty-five "throttled", as forty in a row would be; a right guess among the withheld
+//! ones is withheld too. Concurrent *correct* logins (a service account, a crowd behind one
+//! NAT) never wait for each other. A withheld answer comes no sooner than a failed one, so
+//! its timing tells nothing either. An attempt dropped unsettled (its client went away
+//! mid-check) counts as a failure.
 //!
 //! **Memory is bounded by keys, not bytes.** A key is a 16-byte keyed hash (HMAC-SHA256
 //! under a key derived from the server secret) of its kind, address and username, whatever
 //! their length; at most [`MAX_KEYS`] keys are kept. Past that, expired keys go first, then
 //! the oldest, down to nine tenths of the bound — never all, so a flood of made-up
 //! usernames cannot wipe the counters protecting a user under attack (whose key the attack
-//! itself keeps fresh). Keys do not depend on whether the user exists, so throttling
-//! reveals nothing either.
+//! itself keeps fresh). Successful logins leave nothing behind. Keys do not depend on
+//! whether the user exists, so throttling reveals nothing either.
 //!
 //! **Across replicas.** On PostgreSQL the failures are also written to the shared
-//! `login_failures` table (one small write per *failed* login; a successful one writes
-//! nothing unless it clears a counter that had failures), and every check reads them: N
-//! replicas share one budget. Attempts in flight are counted by the replica running them.
+//! `login_failures` table (one small write per counted failure; a successful login writes
+//! nothing), and an attempt that this replica's counters let through reads them: N replicas
+//! share one budget. A success therefore clears the username + address counter only on the
+//! replica that saw it; elsewhere it expires with the window.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -67,47 +70,33 @@ impl Default for ThrottlePolicy {
 
 /// Failures are forgotten this long after the last one.
 pub const WINDOW_SECS: i64 = 15 * 60;
-/// The most counters kept in memory (each [`ENTRY_BYTES`]).
+/// The most counters kept in memory.
 pub const MAX_KEYS: usize = 100_000;
-/// What one counter costs in the map: a 16-byte key, a 24-byte count, a control byte.
-pub const ENTRY_BYTES: usize = 16 + 24 + 1;
-/// The most attempts that may wait on one counter for others to settle.
-pub const MAX_WAITING: u32 = 64;
-/// The longest an attempt waits for others to settle.
-pub const WAIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// What one slot of the counters' table costs: a 16-byte key, 16 bytes of counts, and the
+/// table's control byte.
+pub const ENTRY_BYTES: usize = 16 + 16 + 1;
+/// The most attempts of one counter that may be under way at once: beyond, "busy" (503).
+/// Bounds the hashing a burst can cause before its answers are withheld.
+pub const MAX_PENDING: u32 = 64;
 
 /// A counter's key: a keyed hash, the same length whatever the username's.
 type Key = [u8; 16];
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Entry {
-    /// Settled failures within the window.
+    /// Counted failures within the window.
     failures: u32,
     /// Attempts started and not settled yet.
     pending: u32,
-    /// Attempts waiting for those to settle.
-    waiting: u32,
-    /// When the last failure was settled.
+    /// When the last failure was counted.
     last: i64,
 }
 
 impl Entry {
     /// Counts nothing: may be dropped.
     fn is_idle(&self, now: i64) -> bool {
-        self.pending == 0
-            && self.waiting == 0
-            && (self.failures == 0 || now - self.last >= WINDOW_SECS)
+        self.pending == 0 && (self.failures == 0 || now - self.last >= WINDOW_SECS)
     }
-}
-
-/// What a counter says of the next attempt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Decision {
-    Go,
-    /// Wait for attempts under way to settle, then look again.
-    Wait,
-    /// Refused for this many seconds.
-    Refuse(i64),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,19 +117,29 @@ struct Rule {
 pub enum Refused {
     /// Throttled: retry after this many seconds.
     Wait(i64),
-    /// Too many attempts under way for one counter: retry in a moment.
+    /// Too many attempts of one counter under way: retry in a moment.
     Busy,
     /// The shared counters could not be read.
     Store(StoreError),
 }
+
+/// What may be told of a settled attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Its outcome, right or wrong.
+    Tell,
+    /// Nothing: it is throttled, retry after this many seconds.
+    Withhold(i64),
+}
+
+/// Shared counts read at the start of an attempt: key (hex) → (failures, last failure).
+type SharedCounts = HashMap<String, (i64, i64)>;
 
 /// The counters of one server.
 pub struct Throttle {
     policy: ThrottlePolicy,
     hash_key: aws_lc_rs::hmac::Key,
     entries: Mutex<HashMap<Key, Entry>>,
-    /// Woken whenever an attempt settles.
-    settled: tokio::sync::Notify,
     /// The database, when failures are shared between replicas (PostgreSQL).
     shared: Option<Store>,
 }
@@ -153,7 +152,6 @@ impl Throttle {
             policy,
             hash_key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key),
             entries: Mutex::new(HashMap::new()),
-            settled: tokio::sync::Notify::new(),
             shared,
         }
     }
@@ -211,10 +209,9 @@ impl Throttle {
         keys
     }
 
-    /// Starts a password check for `username` from `ip`: goes ahead (counted as under way)
-    /// when it would have been allowed even if every attempt under way fails; waits for
-    /// those to settle when it depends on them; refused with the seconds to wait when the
-    /// failures say so, or `Busy` when too many wait.
+    /// Starts a password check for `username` from `ip`: refused with the seconds to wait
+    /// when the counters say so (this replica's first, then the shared ones), `Busy` when
+    /// too many attempts of a counter are under way; else counted as under way.
     pub async fn begin(
         &self,
         username: &str,
@@ -222,150 +219,119 @@ impl Throttle {
         now: i64,
     ) -> Result<Attempt<'_>, Refused> {
         let keys = self.keys(username, ip);
-        let names: Vec<String> = keys.iter().map(|(k, _)| hex(k)).collect();
-        let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
-        // Read once: an attempt that waits looks again at this replica's counters only
-        // (other replicas' failures of the next two seconds are not awaited).
+        let none = SharedCounts::new();
+        // This replica's counters never say less than the shared ones: when they refuse,
+        // the database need not be asked.
+        if let Decision::Refuse(wait) = self.decide(&self.lock(), &keys, &none, now) {
+            return Err(Refused::Wait(wait));
+        }
         let shared = match &self.shared {
-            Some(store) => store
-                .login_failures(&names, now - WINDOW_SECS)
-                .await
-                .map_err(Refused::Store)?,
-            None => HashMap::new(),
+            Some(store) => {
+                let names: Vec<String> = keys.iter().map(|(k, _)| hex(k)).collect();
+                store
+                    .login_failures(&names, now - WINDOW_SECS)
+                    .await
+                    .map_err(Refused::Store)?
+            }
+            None => none,
         };
-        let mut waiting = false;
-        loop {
-            // Registered before looking, so that a settle in between is not missed.
-            let settled = self.settled.notified();
-            match self.try_start(&keys, &shared, waiting, now) {
-                Decision::Go => {
-                    let clears_shared = keys.iter().zip(&names).any(|((_, kind), name)| {
-                        *kind == Kind::UsernameAddress && shared.get(name).is_some_and(|c| c.0 > 0)
-                    });
-                    return Ok(Attempt {
-                        throttle: self,
-                        keys,
-                        clears_shared,
-                        started: now,
-                        settled: false,
-                    });
-                }
-                Decision::Refuse(wait) => {
-                    self.stop_waiting(&keys, waiting, now);
-                    return Err(Refused::Wait(wait));
-                }
-                Decision::Wait if !waiting && !self.start_waiting(&keys) => {
-                    return Err(Refused::Busy);
-                }
-                Decision::Wait => {
-                    waiting = true;
-                    if tokio::time::timeout_at(deadline, settled).await.is_err() {
-                        self.stop_waiting(&keys, true, now);
-                        return Err(Refused::Busy);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Decides, and on `Go` counts the attempt as under way (and no longer waiting), in one
-    /// step under the lock.
-    fn try_start(
-        &self,
-        keys: &[(Key, Kind)],
-        shared: &HashMap<String, (i64, i64)>,
-        waiting: bool,
-        now: i64,
-    ) -> Decision {
         let mut entries = self.lock();
-        let decision = self.decide(&entries, keys, shared, now);
-        if decision == Decision::Go {
-            if entries.len() + keys.len() > MAX_KEYS || entries.capacity() > table_capacity() {
-                evict(&mut entries, now);
-            }
-            for (key, _) in keys {
-                let e = entries.entry(*key).or_default();
-                if now - e.last >= WINDOW_SECS {
-                    e.failures = 0;
-                }
-                e.pending = e.pending.saturating_add(1);
-                if waiting {
-                    e.waiting = e.waiting.saturating_sub(1);
-                }
-            }
+        if let Decision::Refuse(wait) = self.decide(&entries, &keys, &shared, now) {
+            return Err(Refused::Wait(wait));
         }
-        decision
-    }
-
-    /// Registers an attempt as waiting on its counters; false when one has too many waiting.
-    fn start_waiting(&self, keys: &[(Key, Kind)]) -> bool {
-        let mut entries = self.lock();
         let crowded = keys
             .iter()
-            .any(|(key, _)| entries.get(key).is_some_and(|e| e.waiting >= MAX_WAITING));
-        if !crowded {
-            for (key, _) in keys {
-                let e = entries.entry(*key).or_default();
-                e.waiting = e.waiting.saturating_add(1);
-            }
+            .any(|(key, _)| entries.get(key).is_some_and(|e| e.pending >= MAX_PENDING));
+        if crowded {
+            return Err(Refused::Busy);
         }
-        !crowded
+        if entries.len() + keys.len() > MAX_KEYS || entries.capacity() > table_capacity() {
+            evict(&mut entries, now);
+        }
+        for (key, _) in &keys {
+            let e = entries.entry(*key).or_default();
+            e.pending = e.pending.saturating_add(1);
+        }
+        drop(entries);
+        Ok(Attempt {
+            throttle: self,
+            keys,
+            shared,
+            started: now,
+            settled: false,
+        })
     }
 
-    /// What the counters of `keys` say of one more attempt now.
+    /// Whether one more attempt may be told its outcome now: refused while a counter's
+    /// failures (this replica's, or the shared ones if more) are past its free ones and
+    /// their delay has not passed since the last.
     fn decide(
         &self,
         entries: &HashMap<Key, Entry>,
         keys: &[(Key, Kind)],
-        shared: &HashMap<String, (i64, i64)>,
+        shared: &SharedCounts,
         now: i64,
     ) -> Decision {
-        let mut decision = Decision::Go;
-        for (key, kind) in keys {
-            let rule = self.rule(*kind);
-            let local = entries.get(key).copied().unwrap_or_default();
-            let local_failures = if now - local.last >= WINDOW_SECS {
-                0
-            } else {
-                local.failures
-            };
-            let (db_failures, db_last) = shared.get(&hex(key)).copied().unwrap_or((0, 0));
-            let failures = local_failures.max(u32::try_from(db_failures).unwrap_or(u32::MAX));
-            let last = local.last.max(db_last);
-            let this = if failures.saturating_add(local.pending) < rule.free {
-                // Allowed even if every attempt under way fails.
-                Decision::Go
-            } else if local.pending > 0 {
-                Decision::Wait
-            } else {
-                match delay(rule, failures, last, now) {
-                    0 => Decision::Go,
-                    wait => Decision::Refuse(wait),
-                }
-            };
-            decision = match (decision, this) {
-                (Decision::Refuse(a), Decision::Refuse(b)) => Decision::Refuse(a.max(b)),
-                (Decision::Refuse(a), _) | (_, Decision::Refuse(a)) => Decision::Refuse(a),
-                (Decision::Wait, _) | (_, Decision::Wait) => Decision::Wait,
-                _ => Decision::Go,
-            };
+        let wait = keys
+            .iter()
+            .map(|(key, kind)| {
+                let local = entries.get(key).copied().unwrap_or_default();
+                let local = if now - local.last >= WINDOW_SECS {
+                    (0, local.last)
+                } else {
+                    (local.failures, local.last)
+                };
+                let (db_failures, db_last) = shared.get(&hex(key)).copied().unwrap_or((0, 0));
+                let failures = local.0.max(u32::try_from(db_failures).unwrap_or(u32::MAX));
+                delay(self.rule(*kind), failures, local.1.max(db_last), now)
+            })
+            .max()
+            .unwrap_or(0);
+        if wait > 0 {
+            Decision::Refuse(wait)
+        } else {
+            Decision::Go
         }
-        decision
     }
 
-    fn stop_waiting(&self, keys: &[(Key, Kind)], waiting: bool, now: i64) {
-        if !waiting {
-            return;
-        }
+    /// Settles an attempt under way: whether its outcome may be told (see the module
+    /// doc), and, when it may and was a failure, counts it. True when a failure was counted.
+    fn settle(&self, attempt: &Attempt<'_>, outcome: Outcome, now: i64) -> (Verdict, bool) {
         let mut entries = self.lock();
-        for (key, _) in keys {
+        for (key, _) in &attempt.keys {
             if let Some(e) = entries.get_mut(key) {
-                e.waiting = e.waiting.saturating_sub(1);
-                if e.is_idle(now) {
-                    entries.remove(key);
-                }
+                e.pending = e.pending.saturating_sub(1);
             }
         }
+        let verdict = match outcome {
+            Outcome::NotChecked => Verdict::Tell,
+            _ => match self.decide(&entries, &attempt.keys, &attempt.shared, now) {
+                Decision::Refuse(wait) => Verdict::Withhold(wait),
+                Decision::Go => Verdict::Tell,
+            },
+        };
+        let counted = verdict == Verdict::Tell && outcome == Outcome::Failed;
+        for (key, kind) in &attempt.keys {
+            let Some(e) = entries.get_mut(key) else {
+                continue;
+            };
+            if counted {
+                if now - e.last >= WINDOW_SECS {
+                    e.failures = 0;
+                }
+                e.failures = e.failures.saturating_add(1);
+                e.last = e.last.max(now);
+            } else if verdict == Verdict::Tell
+                && outcome == Outcome::Succeeded
+                && *kind == Kind::UsernameAddress
+            {
+                e.failures = 0;
+            }
+            if e.is_idle(now) {
+                entries.remove(key);
+            }
+        }
+        (verdict, counted)
     }
 
     /// Counters held in memory now.
@@ -377,45 +343,9 @@ impl Throttle {
         self.len() == 0
     }
 
-    /// What the counters take in memory, table included (an upper bound).
+    /// What the counters' table takes in memory now.
     pub fn memory_bytes(&self) -> usize {
-        self.lock().capacity() * ENTRY_BYTES
-    }
-
-    fn settle_failed(&self, keys: &[(Key, Kind)], now: i64) {
-        {
-            let mut entries = self.lock();
-            for (key, _) in keys {
-                let e = entries.entry(*key).or_default();
-                e.pending = e.pending.saturating_sub(1);
-                if now - e.last >= WINDOW_SECS {
-                    e.failures = 0;
-                }
-                e.failures = e.failures.saturating_add(1);
-                e.last = e.last.max(now);
-            }
-        }
-        self.settled.notify_waiters();
-    }
-
-    /// Takes attempts under way back (not failures), clearing the username + address
-    /// counter when `success`; counters left idle are dropped.
-    fn settle_taken_back(&self, keys: &[(Key, Kind)], success: bool, now: i64) {
-        {
-            let mut entries = self.lock();
-            for (key, kind) in keys {
-                if let Some(e) = entries.get_mut(key) {
-                    e.pending = e.pending.saturating_sub(1);
-                    if success && *kind == Kind::UsernameAddress {
-                        e.failures = 0;
-                    }
-                    if e.is_idle(now) {
-                        entries.remove(key);
-                    }
-                }
-            }
-        }
-        self.settled.notify_waiters();
+        table_bytes(self.lock().capacity())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
@@ -425,23 +355,60 @@ impl Throttle {
     }
 }
 
-/// A password check under way: settle it with [`Attempt::failed`] or
-/// [`Attempt::succeeded`]; dropped unsettled, it counts as a failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Decision {
+    Go,
+    Refuse(i64),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Failed,
+    Succeeded,
+    NotChecked,
+}
+
+/// A password check under way: settle it with [`Attempt::failed`], [`Attempt::succeeded`]
+/// or [`Attempt::not_checked`]; dropped unsettled, it counts as a failure.
 #[must_use = "an attempt counts as a failure unless it is settled"]
 pub struct Attempt<'a> {
     throttle: &'a Throttle,
     keys: Vec<(Key, Kind)>,
-    /// Whether the shared username + address counter had failures (a success clears it).
-    clears_shared: bool,
+    /// The shared counts read when it started.
+    shared: SharedCounts,
     started: i64,
     settled: bool,
 }
 
 impl Attempt<'_> {
-    /// The password was wrong (or the user unknown, or disabled): the attempt stays counted.
-    pub async fn failed(mut self, now: i64) {
+    /// The password was wrong (or the user unknown, or disabled). Told — and counted — only
+    /// if the counters allow one more attempt now; else withheld.
+    pub async fn failed(mut self, now: i64) -> Verdict {
         self.settled = true;
-        self.throttle.settle_failed(&self.keys, now);
+        let (verdict, counted) = self.throttle.settle(&self, Outcome::Failed, now);
+        if counted {
+            self.share_failure(now).await;
+        }
+        verdict
+    }
+
+    /// The password was right. Told only if the counters allow one more attempt now (then
+    /// the username + address counter is cleared, the others keep counting); else withheld.
+    pub fn succeeded(mut self, now: i64) -> Verdict {
+        self.settled = true;
+        self.throttle.settle(&self, Outcome::Succeeded, now).0
+    }
+
+    /// The password could not be checked (the hashing queue was full, the database did not
+    /// answer): the attempt is taken back, and nothing else changes.
+    pub fn not_checked(mut self) {
+        self.settled = true;
+        let _ = self
+            .throttle
+            .settle(&self, Outcome::NotChecked, self.started);
+    }
+
+    async fn share_failure(&self, now: i64) {
         if let Some(store) = &self.throttle.shared {
             let names: Vec<String> = self.keys.iter().map(|(k, _)| hex(k)).collect();
             if let Err(e) = store.record_login_failure(&names, now, WINDOW_SECS).await {
@@ -449,48 +416,35 @@ impl Attempt<'_> {
             }
         }
     }
-
-    /// The password could not be checked (the hashing queue was full, the database did not
-    /// answer): the attempt is taken back, and nothing else changes.
-    pub fn not_checked(mut self) {
-        self.settled = true;
-        self.throttle
-            .settle_taken_back(&self.keys, false, self.started);
-    }
-
-    /// The password was right: the attempt is taken back, and the username + address
-    /// counter is cleared (the others keep counting).
-    pub async fn succeeded(mut self) {
-        self.settled = true;
-        self.throttle
-            .settle_taken_back(&self.keys, true, self.started);
-        let user_address = self
-            .keys
-            .iter()
-            .find(|(_, kind)| *kind == Kind::UsernameAddress);
-        if let (Some(store), Some((key, _)), true) =
-            (&self.throttle.shared, user_address, self.clears_shared)
-            && let Err(e) = store.clear_login_failures(&hex(key)).await
-        {
-            tracing::warn!(error = %e, "could not clear a shared login counter");
-        }
-    }
 }
 
 impl Drop for Attempt<'_> {
     fn drop(&mut self) {
-        if !self.settled {
-            // The client went away while its password was being checked: the outcome is
-            // unknown, so it counts as a failure would. (Locally: the shared counters learn
-            // only of settled failures.)
-            self.throttle.settle_failed(&self.keys, self.started);
+        if self.settled {
+            return;
+        }
+        // The client went away while its password was being checked: the outcome is
+        // unknown, so it counts as a failure would — shared too, from a task of its own.
+        let (_, counted) = self.throttle.settle(self, Outcome::Failed, self.started);
+        if let (true, Some(store), Ok(runtime)) = (
+            counted,
+            self.throttle.shared.clone(),
+            tokio::runtime::Handle::try_current(),
+        ) {
+            let names: Vec<String> = self.keys.iter().map(|(k, _)| hex(k)).collect();
+            let now = self.started;
+            runtime.spawn(async move {
+                if let Err(e) = store.record_login_failure(&names, now, WINDOW_SECS).await {
+                    tracing::warn!(error = %e, "could not share a failed login with the other replicas");
+                }
+            });
         }
     }
 }
 
-/// The wait, in seconds, that `failures` (including attempts under way) impose on the next
-/// attempt: none below the rule's free failures; then 2 s, 4 s, 8 s … after the last,
-/// capped (at least 2 s, since time here has whole seconds).
+/// The wait, in seconds, that `failures` impose on the next attempt: none below the rule's
+/// free failures; then 2 s, 4 s, 8 s … after the last, capped (at least 2 s, since time
+/// here has whole seconds).
 fn delay(rule: Rule, failures: u32, last: i64, now: i64) -> i64 {
     if failures < rule.free || now - last >= WINDOW_SECS {
         return 0;
@@ -500,25 +454,13 @@ fn delay(rule: Rule, failures: u32, last: i64, now: i64) -> i64 {
     (last + delay - now).max(0)
 }
 
-/// Makes room for new keys: drops expired counters, then, if that was not enough, the
-/// oldest ones down to nine tenths of [`MAX_KEYS`]. Counters of attempts under way stay.
+/// Makes room for new keys: drops idle counters, then, if that was not enough, the oldest
+/// ones down to nine tenths of [`MAX_KEYS`]; then rebuilds the table at its size (removals
+/// leave tombstones, which would make it grow). Counters of attempts under way stay.
 fn evict(entries: &mut HashMap<Key, Entry>, now: i64) {
     entries.retain(|_, e| !e.is_idle(now));
     evict_oldest(entries);
-    // Removals leave tombstones, which can make the table grow past what MAX_KEYS needs:
-    // rebuild it at that size.
     entries.shrink_to(MAX_KEYS);
-}
-
-/// The capacity of a table built for [`MAX_KEYS`] counters.
-fn table_capacity() -> usize {
-    static CAPACITY: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CAPACITY.get_or_init(|| HashMap::<Key, Entry>::with_capacity(MAX_KEYS).capacity())
-}
-
-/// The most memory the counters take: a table for [`MAX_KEYS`], twice that while it grows.
-pub fn max_memory_bytes() -> usize {
-    2 * table_capacity() * ENTRY_BYTES
 }
 
 fn evict_oldest(entries: &mut HashMap<Key, Entry>) {
@@ -526,10 +468,9 @@ fn evict_oldest(entries: &mut HashMap<Key, Entry>) {
     if entries.len() <= target {
         return;
     }
-    let busy = |e: &Entry| e.pending > 0 || e.waiting > 0;
     let mut lasts: Vec<i64> = entries
         .values()
-        .filter(|e| !busy(e))
+        .filter(|e| e.pending == 0)
         .map(|e| e.last)
         .collect();
     let excess = (entries.len() - target).min(lasts.len());
@@ -541,11 +482,11 @@ fn evict_oldest(entries: &mut HashMap<Key, Entry>) {
     // Older than the cutoff first, then as many of those at the cutoff as still needed.
     let older = entries
         .values()
-        .filter(|e| !busy(e) && e.last < cutoff)
+        .filter(|e| e.pending == 0 && e.last < cutoff)
         .count();
     let mut at_cutoff = excess - older;
     entries.retain(|_, e| {
-        if busy(e) || e.last > cutoff {
+        if e.pending > 0 || e.last > cutoff {
             return true;
         }
         if e.last < cutoff {
@@ -557,6 +498,26 @@ fn evict_oldest(entries: &mut HashMap<Key, Entry>) {
         }
         true
     });
+}
+
+/// The capacity of a table built for [`MAX_KEYS`] counters.
+fn table_capacity() -> usize {
+    static CAPACITY: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CAPACITY.get_or_init(|| HashMap::<Key, Entry>::with_capacity(MAX_KEYS).capacity())
+}
+
+/// The bytes of a table of `capacity`: its buckets are the next power of two above
+/// capacity × 8/7 (the table keeps an eighth free).
+fn table_bytes(capacity: usize) -> usize {
+    if capacity == 0 {
+        return 0;
+    }
+    (capacity * 8 / 7).next_power_of_two() * ENTRY_BYTES
+}
+
+/// The most memory the counters take: a table for [`MAX_KEYS`], twice that while it grows.
+pub fn max_memory_bytes() -> usize {
+    2 * table_bytes(table_capacity())
 }
 
 /// An IPv4-mapped IPv6 address is its IPv4 address.
@@ -587,25 +548,26 @@ mod tests {
         Throttle::new(policy, &[7; 32], None)
     }
 
-    /// One whole attempt that fails.
+    /// One whole attempt that fails: `Ok` when its answer was told, else the wait.
     async fn fail(t: &Throttle, user: &str, from: Option<IpAddr>, now: i64) -> Result<(), i64> {
         match t.begin(user, from, now).await {
-            Ok(attempt) => {
-                attempt.failed(now).await;
-                Ok(())
-            }
+            Ok(attempt) => match attempt.failed(now).await {
+                Verdict::Tell => Ok(()),
+                Verdict::Withhold(wait) => Err(wait),
+            },
             Err(Refused::Wait(w)) => Err(w),
             Err(Refused::Busy) => Err(-1),
             Err(Refused::Store(e)) => panic!("{e}"),
         }
     }
 
+    /// One whole attempt with the right password: `Ok` when its answer was told.
     async fn check(t: &Throttle, user: &str, from: Option<IpAddr>, now: i64) -> Result<(), i64> {
         match t.begin(user, from, now).await {
-            Ok(attempt) => {
-                attempt.succeeded().await;
-                Ok(())
-            }
+            Ok(attempt) => match attempt.succeeded(now) {
+                Verdict::Tell => Ok(()),
+                Verdict::Withhold(wait) => Err(wait),
+            },
             Err(Refused::Wait(w)) => Err(w),
             Err(Refused::Busy) => Err(-1),
             Err(Refused::Store(e)) => panic!("{e}"),
@@ -631,21 +593,24 @@ mod tests {
         assert!(check(&t, "ada", a, 290 + WINDOW_SECS).await.is_ok());
     }
 
-    /// Forty guesses at once, each taking 10 ms to check: how many were checked.
+    /// Forty guesses at once, each taking 10 ms to check: (answers told, refused or
+    /// withheld).
     async fn burst(t: &Throttle, from: Option<IpAddr>, now: i64, right: bool) -> (usize, usize) {
         let guesses = (0..40).map(|_| async {
-            match t.begin("ada", from, now).await {
-                Ok(attempt) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                    if right {
-                        attempt.succeeded().await;
-                    } else {
-                        attempt.failed(now).await;
-                    }
-                    (1, 0)
-                }
-                Err(Refused::Wait(_) | Refused::Busy) => (0, 1),
+            let attempt = match t.begin("ada", from, now).await {
+                Ok(attempt) => attempt,
+                Err(Refused::Wait(_) | Refused::Busy) => return (0, 1),
                 Err(Refused::Store(e)) => panic!("{e}"),
+            };
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            let verdict = if right {
+                attempt.succeeded(now)
+            } else {
+                attempt.failed(now).await
+            };
+            match verdict {
+                Verdict::Tell => (1, 0),
+                Verdict::Withhold(_) => (0, 1),
             }
         });
         futures_util::future::join_all(guesses)
@@ -663,7 +628,7 @@ mod tests {
             (5, 35),
             "the free failures, no more"
         );
-        // The next burst, once the delay has passed, gets one check, as a sequence would.
+        // The next burst, once the delay has passed, gets one answer, as a sequence would.
         assert_eq!(burst(&t, a, 102, false).await, (1, 39));
         assert_eq!(burst(&t, a, 103, false).await, (0, 40), "the delay doubled");
     }
@@ -673,6 +638,48 @@ mod tests {
         let t = throttle(5, 60);
         assert_eq!(burst(&t, ip("192.0.2.1"), 100, true).await, (40, 0));
         assert!(t.is_empty(), "successes leave nothing behind");
+    }
+
+    #[tokio::test]
+    async fn a_right_guess_among_withheld_ones_is_withheld_too() {
+        let t = throttle(5, 60);
+        let a = ip("192.0.2.1");
+        let attempts: Vec<_> =
+            futures_util::future::join_all((0..7).map(|_| t.begin("ada", a, 100)))
+                .await
+                .into_iter()
+                .map(Result::unwrap)
+                .collect();
+        let mut attempts = attempts.into_iter();
+        for attempt in attempts.by_ref().take(5) {
+            assert_eq!(attempt.failed(100).await, Verdict::Tell);
+        }
+        let right = attempts.next().unwrap();
+        assert_eq!(right.succeeded(100), Verdict::Withhold(2));
+        assert_eq!(
+            attempts.next().unwrap().failed(100).await,
+            Verdict::Withhold(2)
+        );
+        assert!(
+            check(&t, "ada", a, 100).await.is_err(),
+            "nothing was cleared"
+        );
+    }
+
+    #[tokio::test]
+    async fn too_many_attempts_under_way_are_busy_and_nothing_leaks() {
+        let t = throttle(5, 60);
+        let a = ip("192.0.2.1");
+        let mut under_way = Vec::new();
+        for _ in 0..MAX_PENDING {
+            under_way.push(t.begin("ada", a, 100).await.unwrap());
+        }
+        assert!(matches!(t.begin("ada", a, 100).await, Err(Refused::Busy)));
+        for attempt in under_way {
+            attempt.not_checked();
+        }
+        assert!(t.is_empty(), "nothing left behind");
+        assert!(check(&t, "ada", a, 100).await.is_ok());
     }
 
     #[tokio::test]

@@ -50,6 +50,15 @@ pub enum KeyError {
     RetireSigning(String),
     #[error("RSA key generation failed")]
     Generate,
+    #[error(
+        "cannot create the server secret {file}: {source}; start ferrid once where the keys \
+         dir is writable, or write 32 random bytes there in base64url, mode 0600 (e.g. \
+         openssl rand 32 | basenc --base64url -w0 | tr -d = > ferrid.secret)"
+    )]
+    CreateSecret {
+        file: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// One loaded key.
@@ -355,7 +364,10 @@ pub fn load_or_create_secret(dir: &Path) -> Result<[u8; 32], KeyError> {
             .create_new(true)
             .mode(0o600)
             .open(&tmp)
-            .map_err(io)?;
+            .map_err(|source| KeyError::CreateSecret {
+                file: path.clone(),
+                source,
+            })?;
         f.write_all(B64.encode(secret).as_bytes()).map_err(io)?;
         f.sync_all().map_err(io)?;
         drop(f);
@@ -386,6 +398,11 @@ pub fn load_or_create_secret(dir: &Path) -> Result<[u8; 32], KeyError> {
     let mut secret = [0u8; 32];
     secret.copy_from_slice(&bytes);
     Ok(secret)
+}
+
+/// Eight hex digits that tell two server secrets apart, and nothing of either.
+pub fn secret_fingerprint(secret: &[u8; 32]) -> String {
+    crate::tokens::opaque::hex(&derive_key(secret, "ferrid secret fingerprint")[..4])
 }
 
 /// A key for one purpose, derived from the server secret: HMAC-SHA256(secret, purpose).
@@ -426,6 +443,25 @@ pub fn dir_mode(dir: &Path) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_server_secret_is_made_once_kept_private_and_refused_when_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = load_or_create_secret(dir.path()).unwrap();
+        assert_eq!(
+            secret,
+            load_or_create_secret(dir.path()).unwrap(),
+            "made once"
+        );
+        let file = dir.path().join(SECRET_FILE);
+        assert_eq!(fs::metadata(&file).unwrap().mode() & 0o777, 0o600);
+        assert!(pem_files(dir.path()).unwrap().is_empty(), "never published");
+        assert_ne!(derive_key(&secret, "a"), derive_key(&secret, "b"));
+        assert_eq!(secret_fingerprint(&secret).len(), 8);
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+        let refused = load_or_create_secret(dir.path()).unwrap_err().to_string();
+        assert!(refused.contains("chmod 600"), "{refused}");
+    }
 
     #[test]
     fn generated_keys_are_pkcs8_0600_with_a_thumbprint_kid() {

@@ -19,7 +19,7 @@ use std::net::IpAddr;
 use crate::metrics::Metrics;
 use crate::model::{Client, Secret, User};
 use crate::oauth::Params;
-use crate::oauth::throttle::Refused;
+use crate::oauth::throttle::{Refused, Verdict};
 use crate::password::{PasswordError, Verified};
 
 /// The one answer for every failed login (RFC 6749 §5.2 invalid_grant).
@@ -70,7 +70,8 @@ impl OAuth {
         started: tokio::time::Instant,
         now: i64,
     ) -> Result<User, OAuthError> {
-        // Counted as it starts (RFC 6749 §4.3.2): a burst gets no more checks than a sequence.
+        // Counted as it starts, told as it ends only what a sequence would be told
+        // (RFC 6749 §4.3.2; oauth::throttle).
         let attempt = match self.throttle.begin(username, ip, now).await {
             Ok(attempt) => attempt,
             Err(Refused::Wait(wait)) => {
@@ -108,16 +109,26 @@ impl OAuth {
         };
         let (user, rehash) = match (user, verified) {
             // A disabled user went through the same verification as everyone else.
-            (Some(user), Verified::Match { rehash }) if !user.disabled => (user, rehash),
-            _ => {
-                attempt.failed(now).await;
-                Metrics::count(&self.metrics.logins_failed);
-                tracing::info!(event = "login_failed", "login refused");
-                tokio::time::sleep_until(started + FAILED_LOGIN_FLOOR).await;
-                return Err(OAuthError::InvalidGrant(BAD_CREDENTIALS));
+            (Some(user), Verified::Match { rehash }) if !user.disabled => {
+                match attempt.succeeded(now) {
+                    Verdict::Tell => (user, rehash),
+                    // Right, but throttled meanwhile by concurrent wrong guesses: told
+                    // nothing, when a failure would be.
+                    Verdict::Withhold(wait) => {
+                        return Err(self.withheld(wait, started).await);
+                    }
+                }
             }
+            _ => match attempt.failed(now).await {
+                Verdict::Tell => {
+                    Metrics::count(&self.metrics.logins_failed);
+                    tracing::info!(event = "login_failed", "login refused");
+                    tokio::time::sleep_until(started + FAILED_LOGIN_FLOOR).await;
+                    return Err(OAuthError::InvalidGrant(BAD_CREDENTIALS));
+                }
+                Verdict::Withhold(wait) => return Err(self.withheld(wait, started).await),
+            },
         };
-        attempt.succeeded().await;
         Metrics::count(&self.metrics.logins_succeeded);
         tracing::info!(event = "login_succeeded", user_id = %user.id, "login");
         if rehash {
@@ -125,6 +136,19 @@ impl OAuth {
                 .await;
         }
         Ok(user)
+    }
+
+    /// The answer for a checked attempt whose outcome the throttle withholds: "throttled",
+    /// no sooner than a failure's answer, so that neither tells the outcome.
+    async fn withheld(&self, wait: i64, started: tokio::time::Instant) -> OAuthError {
+        Metrics::count(&self.metrics.logins_throttled);
+        tracing::info!(
+            event = "login_throttled",
+            retry_after = wait,
+            "login checked during a burst; its outcome is withheld"
+        );
+        tokio::time::sleep_until(started + FAILED_LOGIN_FLOOR).await;
+        OAuthError::Throttled(wait)
     }
 
     /// Replaces a bcrypt (or outdated argon2) hash with argon2id at the configured parameters,
