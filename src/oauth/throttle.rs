@@ -76,8 +76,10 @@ pub const MAX_KEYS: usize = 100_000;
 /// table's control byte.
 pub const ENTRY_BYTES: usize = 16 + 16 + 1;
 /// The most attempts of one counter that may be under way at once: beyond, "busy" (503).
-/// Bounds the hashing a burst can cause before its answers are withheld.
-pub const MAX_PENDING: u32 = 64;
+/// Bounds the hashing a burst can cause before its answers are withheld (as much as the
+/// default hashing queue of two cores holds, so that a crowd behind one address is refused
+/// by the queue, not by this).
+pub const MAX_PENDING: u32 = 256;
 
 /// A counter's key: a keyed hash, the same length whatever the username's.
 type Key = [u8; 16];
