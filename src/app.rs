@@ -107,7 +107,7 @@ impl App {
             )),
             metrics: Arc::new(crate::metrics::Metrics::default()),
         };
-        let state = AppState::new(crate::http::state::Shared {
+        let state = AppState::new(crate::http::state::ServerContext {
             trust_x_forwarded_for: config.trust_x_forwarded_for,
             oauth,
             clock,

@@ -43,7 +43,7 @@ pub struct ServeArgs {
     #[arg(long, env = "FERRID_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
 
-    /// The issuer: used as `iss` and to build every URL in discovery. Default: http://<bind>.
+    /// The issuer: used as `iss` and to build every URL in discovery. Default: `http://<bind>`.
     #[arg(long, env = "FERRID_ISSUER")]
     pub issuer: Option<String>,
 

@@ -1,29 +1,48 @@
 //! ferrid: a standalone OAuth 2.0 / OpenID Connect identity provider.
 //!
-//! The modules, from the leaves up (each may import only the ones above it in this list,
-//! except `app`, which wires everything together):
+//! # Layers
+//!
+//! Each layer may use the ones below it, never those above; `app` alone wires them all.
+//!
+//! ```text
+//!   main.rs ─▶ cli ─────────────────────────────▶ app (wiring: App::build, run_until_stopped)
+//!              │ user/client/keys/db commands       │
+//!              ▼                                    ▼
+//!   adapters   cli                 http  (axum handlers, extractors, pages; errors → HTTP)
+//!                 ╲                 │
+//!   protocol       ╲──────────▶  oauth   (grants, client auth, scopes, sessions, throttle;
+//!                                   │     no HTTP, no SQL; time is a parameter)
+//!   crypto/data    tokens (keys, JWKS, JWS)   store (sqlx; the only SQL)   password (argon2)
+//!   leaves         model (plain types, parsing rules)   config   clock   metrics   telemetry
+//! ```
+//!
+//! # One request's path: `POST /token` with the password grant
+//!
+//! 1. `http::serve` accepts the connection (limits, timeouts); the router sends the request
+//!    to `http::token::token`, which extracts the client credentials (`http::extract`) and
+//!    the form (`oauth::Params`).
+//! 2. `oauth::OAuth::token` authenticates the client (`oauth::client_auth`, a batched read in
+//!    `store`), checks the grant type, and runs `grants::password`.
+//! 3. The password grant asks `oauth::throttle` whether to try at all, reads the user
+//!    (`store`), verifies the password on a hashing thread (`password`), and settles the
+//!    attempt with the throttle.
+//! 4. It starts a session (a refresh-token family in `store`) and mints the tokens
+//!    (`tokens`: claims, then a JWS signed with the ring's key).
+//! 5. `http::error` / the handler turn the result into the RFC 6749 §5.1 JSON response, or
+//!    the §5.2 error.
+//!
+//! Each module opens with what lives in it. `docs/decisions.md` records why things are the
+//! way they are.
 
-/// Wiring: `App::build` connects the store, loads keys, binds the listener, builds the router.
 pub mod app;
-/// The `ferrid` command line: `serve`, `user`, `client`, `keys`.
 pub mod cli;
-/// Time as a parameter: the [`clock::Clock`] that protocol and store code are handed.
 pub mod clock;
-/// Command-line and environment configuration, validated once into typed values.
 pub mod config;
-/// The axum adapters: extractors, endpoint handlers, error responses.
 pub mod http;
-/// Counters behind `/metrics`.
 pub mod metrics;
-/// Plain data shared by every layer: users, clients, scopes, grant types, secrets.
 pub mod model;
-/// The protocol: client authentication, scope policy, grants. Free of HTTP.
 pub mod oauth;
-/// argon2id hashing and verification (bcrypt imports upgraded), always off the async workers.
 pub mod password;
-/// Persistence (sqlx): users and clients. SQL lives only here.
 pub mod store;
-/// Logging setup.
 pub mod telemetry;
-/// Signing keys on disk, the JWKS, and minting/verifying JWTs. Free of HTTP and SQL.
 pub mod tokens;

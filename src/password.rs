@@ -70,7 +70,7 @@ pub enum PasswordError {
 
 /// What a verification found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verified {
+pub enum PasswordCheck {
     /// The password matches; `rehash` says the stored hash is bcrypt or argon2id with other
     /// parameters than the configured ones, and should be replaced.
     Match {
@@ -166,9 +166,9 @@ impl Passwords {
 
     /// Verifies on the calling thread. `stored = None` (no such user) verifies against the
     /// dummy hash and always answers `Mismatch`, taking the same time as a wrong password.
-    pub fn verify_blocking(&self, stored: Option<&Secret>, password: &Secret) -> Verified {
+    pub fn verify_blocking(&self, stored: Option<&Secret>, password: &Secret) -> PasswordCheck {
         if password.expose().len() > MAX_PASSWORD_BYTES {
-            return Verified::Mismatch;
+            return PasswordCheck::Mismatch;
         }
         let hash = stored.map(Secret::expose).unwrap_or(&self.inner.dummy_hash);
         let matched = if is_bcrypt(hash) {
@@ -180,10 +180,10 @@ impl Passwords {
             })
         };
         match (stored, matched) {
-            (Some(stored), true) => Verified::Match {
+            (Some(stored), true) => PasswordCheck::Match {
                 rehash: self.needs_rehash(stored.expose()),
             },
-            _ => Verified::Mismatch,
+            _ => PasswordCheck::Mismatch,
         }
     }
 
@@ -206,7 +206,7 @@ impl Passwords {
         &self,
         stored: Option<Secret>,
         password: Secret,
-    ) -> Result<Verified, PasswordError> {
+    ) -> Result<PasswordCheck, PasswordError> {
         let this = self.clone();
         self.run(move || Ok(this.verify_blocking(stored.as_ref(), &password)))
             .await
@@ -405,11 +405,11 @@ mod tests {
         let stored = Some(&h);
         assert_eq!(
             p.verify_blocking(stored, &Secret::new("correct horse")),
-            Verified::Match { rehash: false }
+            PasswordCheck::Match { rehash: false }
         );
         assert_eq!(
             p.verify_blocking(stored, &Secret::new("wrong")),
-            Verified::Mismatch
+            PasswordCheck::Mismatch
         );
     }
 
@@ -438,13 +438,13 @@ mod tests {
             assert!(
                 matches!(
                     p.verify_blocking(Some(&stored), &Secret::new(password)),
-                    Verified::Match { .. }
+                    PasswordCheck::Match { .. }
                 ),
                 "{theirs}"
             );
             assert_eq!(
                 p.verify_blocking(Some(&stored), &Secret::new("correct horse!")),
-                Verified::Mismatch
+                PasswordCheck::Mismatch
             );
         }
         // Twice on one thread: the second hash runs in the first one's memory.
@@ -471,11 +471,11 @@ mod tests {
         assert!(is_supported_hash(JOHNDOE));
         assert_eq!(
             p.verify_blocking(Some(&stored), &Secret::new("secret")),
-            Verified::Match { rehash: true }
+            PasswordCheck::Match { rehash: true }
         );
         assert_eq!(
             p.verify_blocking(Some(&stored), &Secret::new("Secret")),
-            Verified::Mismatch
+            PasswordCheck::Mismatch
         );
     }
 
@@ -500,11 +500,11 @@ mod tests {
         let p = cheap();
         assert_eq!(
             p.verify_blocking(None, &Secret::new("anything")),
-            Verified::Mismatch
+            PasswordCheck::Mismatch
         );
         let h = p.hash_blocking(&Secret::new("x")).unwrap();
         let long = Secret::new("x".repeat(MAX_PASSWORD_BYTES + 1));
-        assert_eq!(p.verify_blocking(Some(&h), &long), Verified::Mismatch);
+        assert_eq!(p.verify_blocking(Some(&h), &long), PasswordCheck::Mismatch);
         assert!(p.hash_blocking(&long).is_err());
     }
 
@@ -518,7 +518,7 @@ mod tests {
         let p = cheap();
         assert_eq!(
             p.verify_blocking(Some(&Secret::new(huge)), &Secret::new("password")),
-            Verified::Mismatch
+            PasswordCheck::Mismatch
         );
     }
 

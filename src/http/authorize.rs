@@ -187,7 +187,7 @@ pub async fn login(
     // A new sign-in gets a new session; the one the browser had (if any) ends.
     let names = cookies(&s);
     let ended = match cookie(&headers, names.session) {
-        Some(old) => s.oauth.end_session(old).await,
+        Some(old) => s.oauth.delete_browser_session(old).await,
         None => Ok(()),
     };
     if let Err(e) = ended {
@@ -219,7 +219,7 @@ pub async fn logout(
         Ok(p) => p,
         Err(e) => return error_page(StatusCode::BAD_REQUEST, "Invalid request", &e.description()),
     };
-    end_session(s, headers, params, false).await
+    rp_initiated_logout(s, headers, params, false).await
 }
 
 /// `POST /logout`: the same request as a form (§2 requires both), or the confirmation.
@@ -228,14 +228,19 @@ pub async fn logout_post(
     headers: HeaderMap,
     OAuthForm(params): OAuthForm,
 ) -> Response {
-    end_session(s, headers, params, true).await
+    rp_initiated_logout(s, headers, params, true).await
 }
 
 /// Ends the browser's session — at once when a valid `id_token_hint` names the signed-in
 /// user, after the user confirms otherwise (§2: the OP MUST ask then) — and goes back to
 /// `post_logout_redirect_uri` only when it is registered for the client named by
 /// `client_id` or by the hint's `aud`.
-async fn end_session(s: AppState, headers: HeaderMap, params: Params, posted: bool) -> Response {
+async fn rp_initiated_logout(
+    s: AppState,
+    headers: HeaderMap,
+    params: Params,
+    posted: bool,
+) -> Response {
     let hint = match params.get("id_token_hint") {
         Some(token) => match s.oauth.tokens.id_token_hint(token) {
             Ok(hint) => Some(hint),
@@ -297,7 +302,7 @@ async fn end_session(s: AppState, headers: HeaderMap, params: Params, posted: bo
                 return logout_confirm_page(&s, &headers, &params, &user.username);
             }
         }
-        if let Err(e) = s.oauth.end_session(cookie).await {
+        if let Err(e) = s.oauth.delete_browser_session(cookie).await {
             return authorize_error(&s, e);
         }
     }

@@ -11,22 +11,22 @@ use super::discovery::Discovery;
 
 /// Cloned for every request (axum's `State`), so it is one `Arc`.
 #[derive(Clone)]
-pub struct AppState(Arc<Shared>);
+pub struct AppState(Arc<ServerContext>);
 
 impl AppState {
-    pub fn new(shared: Shared) -> Self {
+    pub fn new(shared: ServerContext) -> Self {
         Self(Arc::new(shared))
     }
 }
 
 impl std::ops::Deref for AppState {
-    type Target = Shared;
-    fn deref(&self) -> &Shared {
+    type Target = ServerContext;
+    fn deref(&self) -> &ServerContext {
         &self.0
     }
 }
 
-pub struct Shared {
+pub struct ServerContext {
     pub oauth: OAuth,
     pub clock: Clock,
     pub discovery: Arc<Discovery>,

@@ -287,7 +287,7 @@ impl OAuth {
         Ok(cookie)
     }
 
-    pub async fn end_session(&self, cookie: &str) -> Result<(), AuthorizeError> {
+    pub async fn delete_browser_session(&self, cookie: &str) -> Result<(), AuthorizeError> {
         self.store
             .delete_session(&opaque::sha256_hex(cookie))
             .await?;

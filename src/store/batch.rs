@@ -1,6 +1,13 @@
 //! Point reads (and refresh-token rotations) that many requests make at once, coalesced
 //! into one statement.
 //!
+//! ```text
+//!  request ─┐                    one task per kind                       database
+//!  request ─┼─ submit(key) ──▶ [queue] ──▶ next batch of distinct keys ──▶ one statement
+//!  request ─┘      ▲                        (padded to a power of two)        │
+//!                  └──────────── each request gets the answer for its key ◀───┘
+//! ```
+//!
 //! Every statement is a round trip to another thread (sqlx gives each SQLite connection a
 //! thread of its own) or to another process (PostgreSQL), and on a small machine the round
 //! trip — two thread wake-ups — costs more than the read: about 80 µs of CPU against a few
@@ -18,6 +25,16 @@ use std::hash::Hash;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
+
+/// Pads a batch of distinct keys to the next power of two by repeating its last key, so
+/// that statements come in at most 7 shapes (1, 2, 4 … 64 keys) instead of 64: sqlx caches
+/// 100 prepared statements per connection, and four kinds × 64 sizes did not fit. Every
+/// statement takes repeated keys (reads answer them once; rotations process each key once).
+fn pad_to_power_of_two<K: Clone>(keys: &mut Vec<K>) {
+    if let Some(last) = keys.last().cloned() {
+        keys.resize(keys.len().next_power_of_two(), last);
+    }
+}
 
 use super::StoreError;
 
@@ -58,11 +75,12 @@ where
             // Ends when the last Store clone (and so the last sender) is gone.
             while requests.recv_many(&mut batch, MAX_BATCH).await > 0 {
                 let mut seen = HashSet::with_capacity(batch.len());
-                let keys: Vec<K> = batch
+                let mut keys: Vec<K> = batch
                     .iter()
                     .filter(|(key, _)| seen.insert(key.clone()))
                     .map(|(key, _)| key.clone())
                     .collect();
+                pad_to_power_of_two(&mut keys);
                 // Its own task, so that a panic fails this batch and not every later one.
                 let statement = tokio::spawn(read(keys));
                 let done = match deadline {
@@ -91,8 +109,9 @@ where
         Self { queue }
     }
 
-    /// What the database holds for `key` now (read in the next statement).
-    pub(crate) async fn get(&self, key: K) -> Result<Option<V>, StoreError> {
+    /// Submits `key` to the next statement and waits for its answer: what the database
+    /// holds for it (a read), or what became of it (a rotation).
+    pub(crate) async fn submit(&self, key: K) -> Result<Option<V>, StoreError> {
         let (reply, answer) = oneshot::channel();
         let gone = || StoreError::Corrupt("the store's reading task has stopped".into());
         self.queue.send((key, reply)).await.map_err(|_| gone())?;
@@ -126,6 +145,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn batch_sizes_come_in_seven_shapes() {
+        let shapes: HashSet<usize> = (1..=MAX_BATCH)
+            .map(|n| {
+                let mut keys: Vec<usize> = (0..n).collect();
+                pad_to_power_of_two(&mut keys);
+                assert_eq!(keys[n..].iter().filter(|k| **k != n - 1).count(), 0);
+                keys.len()
+            })
+            .collect();
+        assert_eq!(shapes.len(), 7, "{shapes:?}");
+    }
+
+    #[test]
     fn placeholders_number_rows_then_columns() {
         assert_eq!(placeholders(1, 1), "$1");
         assert_eq!(placeholders(3, 1), "$1, $2, $3");
@@ -154,7 +186,7 @@ mod tests {
         let mut tasks = Vec::new();
         for k in 0..200u32 {
             let b = batcher.clone();
-            tasks.push(tokio::spawn(async move { (k, b.get(k % 50).await) }));
+            tasks.push(tokio::spawn(async move { (k, b.submit(k % 50).await) }));
         }
         for t in tasks {
             let (k, got) = t.await.unwrap();
@@ -174,8 +206,8 @@ mod tests {
             },
             None,
         );
-        assert!(batcher.get(13).await.is_err());
-        assert_eq!(batcher.get(7).await.unwrap(), Some(7));
+        assert!(batcher.submit(13).await.is_err());
+        assert_eq!(batcher.submit(7).await.unwrap(), Some(7));
     }
 
     /// A read stuck past its deadline answers `Unavailable`, and the next read runs.
@@ -191,10 +223,10 @@ mod tests {
             Some(std::time::Duration::from_millis(50)),
         );
         assert!(matches!(
-            batcher.get(13).await,
+            batcher.submit(13).await,
             Err(StoreError::Unavailable(_))
         ));
-        assert_eq!(batcher.get(7).await.unwrap(), Some(7));
+        assert_eq!(batcher.submit(7).await.unwrap(), Some(7));
     }
 
     #[tokio::test]
@@ -205,6 +237,9 @@ mod tests {
             },
             None,
         );
-        assert!(matches!(batcher.get(1).await, Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            batcher.submit(1).await,
+            Err(StoreError::Corrupt(_))
+        ));
     }
 }

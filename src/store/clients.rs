@@ -46,7 +46,7 @@ impl TryFrom<ClientRow> for Client {
     }
 }
 
-impl super::Reads {
+impl super::Statements {
     /// [`Store::client`] for many ids in one statement.
     pub(super) async fn clients(
         self: Arc<Self>,
@@ -91,7 +91,7 @@ impl Store {
     /// A client by id: read with concurrent requests' in one statement (`store::batch`),
     /// as every client authentication asks.
     pub async fn client(&self, id: &str) -> Result<Option<Client>, StoreError> {
-        self.clients.get(id.to_owned()).await
+        self.clients.submit(id.to_owned()).await
     }
 
     /// Removes a client and its refresh-token families. False when there is no such client.

@@ -1,6 +1,6 @@
 //! Fault injection for the durability tests: make the COMMIT of a write fail, or lose the
 //! connection just after it, at a named point. Arming exists only in debug builds (what
-//! `cargo test` builds); a release build has no way to arm a fault, and [`Faults::take`]
+//! `cargo test` builds); a release build has no way to arm a fault, and `Faults::take`
 //! there is always `None`.
 
 /// Where a fault can be injected.

@@ -2,7 +2,7 @@
 //!
 //! One store, two engines: SQLite (embedded, the default) and PostgreSQL (several replicas on
 //! one database). Every query is written once in the portable subset — `$N` placeholders,
-//! TEXT ids, integer unix times, `RETURNING`, `ON CONFLICT` — and [`on_pool!`] compiles it
+//! TEXT ids, integer unix times, `RETURNING`, `ON CONFLICT` — and `on_pool!` compiles it
 //! for each engine's native pool (the `Any` driver cannot take SQLite's WAL and busy-timeout
 //! options). Migrations are per engine only because DDL types differ
 //! (`migrations/sqlite`, `migrations/postgres`, same numbering).
@@ -117,33 +117,35 @@ pub struct Store {
     token_states: Arc<batch::Batcher<users::TokenKey, TokenState>>,
     clients: Arc<batch::Batcher<String, crate::model::Client>>,
     refresh_records: Arc<batch::Batcher<String, (RefreshRecord, crate::model::User)>>,
-    rotations: Arc<batch::Batcher<refresh_tokens::RotateKey, Result<Rotation, StoreError>>>,
+    rotations: refresh_tokens::Rotations,
     faults: Arc<faults::Faults>,
 }
 
-/// The pool alone: what the batched statements run on (a [`Store`] holds their batchers).
-struct Reads {
+/// What the batched statements run on: the pool (and the test faults). Its methods are the
+/// statements — the reads on every request's path, and the rotation UPDATE; a [`Store`]
+/// holds the batchers that feed them.
+struct Statements {
     pool: Pool,
     faults: Arc<faults::Faults>,
 }
 
-/// A [`batch::Batcher`] running `statement` (a method of [`Reads`]) on `reads`.
+/// A [`batch::Batcher`] running `statement` (a method of [`Statements`]) on `statements`.
 fn batched<K, V, F, Fut>(
-    reads: &Arc<Reads>,
+    statements: &Arc<Statements>,
     statement: F,
     deadline: Option<Duration>,
 ) -> Arc<batch::Batcher<K, V>>
 where
     K: Eq + std::hash::Hash + Clone + Send + 'static,
     V: Clone + Send + Sync + 'static,
-    F: Fn(Arc<Reads>, Vec<K>) -> Fut + Send + 'static,
+    F: Fn(Arc<Statements>, Vec<K>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<std::collections::HashMap<K, V>, StoreError>>
         + Send
         + 'static,
 {
-    let reads = reads.clone();
+    let statements = statements.clone();
     Arc::new(batch::Batcher::spawn(
-        move |keys| statement(reads.clone(), keys),
+        move |keys| statement(statements.clone(), keys),
         deadline,
     ))
 }
@@ -226,15 +228,19 @@ impl Store {
             );
         };
         let faults = Arc::new(faults::Faults::default());
-        let reads = Arc::new(Reads {
+        let statements = Arc::new(Statements {
             pool: pool.clone(),
             faults: faults.clone(),
         });
-        let token_states = batched(&reads, Reads::token_states, Some(READ_DEADLINE));
-        let clients = batched(&reads, Reads::clients, Some(READ_DEADLINE));
-        let refresh_records = batched(&reads, Reads::refresh_records, Some(READ_DEADLINE));
+        let token_states = batched(&statements, Statements::token_states, Some(READ_DEADLINE));
+        let clients = batched(&statements, Statements::clients, Some(READ_DEADLINE));
+        let refresh_records = batched(
+            &statements,
+            Statements::refresh_records,
+            Some(READ_DEADLINE),
+        );
         // A write must not be answered before its outcome is known: no deadline.
-        let rotations = batched(&reads, Reads::rotate, None);
+        let rotations = refresh_tokens::Rotations(batched(&statements, Statements::rotate, None));
         Ok(Self {
             pool,
             token_states,

@@ -138,6 +138,25 @@ const INSERT_TOKEN: &str =
 const REVOKE_FAMILY: &str =
     "update refresh_families set revoked_at = $1 where id = $2 and revoked_at is null";
 
+/// Rotations, batched (see `store::batch`): each answers for itself.
+#[derive(Clone)]
+pub(super) struct Rotations(
+    pub(super) std::sync::Arc<super::batch::Batcher<RotateKey, Result<Rotation, StoreError>>>,
+);
+
+impl std::fmt::Debug for Rotations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rotations")
+    }
+}
+
+impl Rotations {
+    /// Rotates in the next statement; a token the statement did not answer for was refused.
+    async fn rotate(&self, key: RotateKey) -> Result<Rotation, StoreError> {
+        self.0.submit(key).await?.unwrap_or(Ok(Rotation::Refused))
+    }
+}
+
 /// One request of [`Store::rotate_refresh_token`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(super) struct RotateKey {
@@ -147,7 +166,7 @@ pub(super) struct RotateKey {
     now: i64,
 }
 
-impl super::Reads {
+impl super::Statements {
     /// [`Store::rotate_refresh_token`] for many tokens: one UPDATE rotates every token of the
     /// batch that is unused and of a live family (for each, its own successor and time), and
     /// says which; each of the others that had been used already revokes its family. Two
@@ -204,7 +223,11 @@ impl super::Reads {
         }
         let rotated: std::collections::HashSet<(String, String)> = rotated.into_iter().collect();
         let mut outcome = HashMap::with_capacity(batch.len());
+        // The batch may repeat its last key (padding: `store::batch`); each counts once.
         for key in batch {
+            if outcome.contains_key(&key) {
+                continue;
+            }
             let won = rotated.contains(&(key.token_hash.clone(), key.successor_hash.clone()));
             let result = if won {
                 Ok(Rotation::Rotated)
@@ -363,7 +386,7 @@ impl Store {
         &self,
         token_hash: &str,
     ) -> Result<Option<(RefreshRecord, User)>, StoreError> {
-        self.refresh_records.get(token_hash.to_owned()).await
+        self.refresh_records.submit(token_hash.to_owned()).await
     }
 
     /// Every live family (copying between databases).
@@ -421,10 +444,7 @@ impl Store {
             successor_hash: successor_hash.to_owned(),
             now,
         };
-        self.rotations
-            .get(key)
-            .await?
-            .unwrap_or(Ok(Rotation::Refused))
+        self.rotations.rotate(key).await
     }
 
     /// Revokes a family (RFC 7009 §2.1: revoking a refresh token revokes its family).
@@ -485,7 +505,7 @@ impl Store {
     }
 
     /// Deletes expired families, their tokens and expired revocation records, in batches of
-    /// at most [`PURGE_BATCH`] rows with a pause between them, so the purge never holds the
+    /// at most `PURGE_BATCH` (500) rows with a pause between them, so the purge never holds the
     /// write lock for long (a family refreshed every 15 minutes for 30 days has thousands of
     /// tokens). Returns how many rows went.
     pub async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {

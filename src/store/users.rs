@@ -102,7 +102,7 @@ pub(super) struct TokenKey {
     sid: Option<String>,
 }
 
-impl super::Reads {
+impl super::Statements {
     /// [`Store::token_state`] for many tokens in one statement.
     pub(super) async fn token_states(
         self: Arc<Self>,
@@ -294,7 +294,7 @@ impl Store {
         };
         // The statement answers every key (an outer join): a missing one means nothing
         // was found at all.
-        Ok(self.token_states.get(key).await?.unwrap_or(TokenState {
+        Ok(self.token_states.submit(key).await?.unwrap_or(TokenState {
             user: None,
             jti_revoked: false,
             session_expires_at: None,

@@ -1,20 +1,18 @@
 //! Minting and verifying JWTs, RS256 only, with the keys of [`keys`]. Free of HTTP and SQL.
 //!
-//! The JWS compact serialization is written and checked here, over aws-lc keys parsed once
-//! when the key ring loads. (jsonwebtoken re-parses and re-validates the private key for
+//! The JWS compact serialization is written and checked in [`jws`], over aws-lc keys parsed
+//! once when the key ring loads. (jsonwebtoken re-parses and re-validates the private key for
 //! every signature: 629 µs a token against 263 µs with the parsed key, which is what
 //! `openssl speed rsa2048` does on the same machine.) `exp` is checked against the `now`
 //! the caller passes (time is a parameter), not against the system clock.
 
 pub mod claims;
+pub mod jws;
 pub mod keys;
 pub mod opaque;
 
 use std::sync::{Arc, RwLock};
 
-use aws_lc_rs::signature::RSA_PKCS1_SHA256;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::Serialize;
 
 pub use claims::{AccessClaims, Audience, IdClaims, ProfileClaims, at_hash};
@@ -78,12 +76,23 @@ pub enum TokenError {
 /// may disagree a little; more is a forged or broken token).
 pub const CLOCK_SKEW_SECS: i64 = 30;
 
+impl From<jws::JwsError> for TokenError {
+    fn from(e: jws::JwsError) -> Self {
+        match e {
+            jws::JwsError::Malformed => TokenError::Malformed,
+            jws::JwsError::WrongAlgorithm => TokenError::WrongAlgorithm,
+            jws::JwsError::Invalid => TokenError::Invalid,
+            jws::JwsError::Sign(why) => TokenError::Sign(why),
+        }
+    }
+}
+
 /// Signs and verifies the tokens of one issuer.
 #[derive(Clone)]
 pub struct TokenIssuer {
     issuer: String,
     keys: Keys,
-    verified: Arc<Verified>,
+    verified: Arc<VerifiedTokens>,
 }
 
 /// Access tokens that verified, by their text, with the `kid` that signed them.
@@ -96,14 +105,14 @@ pub struct TokenIssuer {
 /// user by the caller, in the database, on every request. Bounded: when full, it starts
 /// over.
 #[derive(Default)]
-struct Verified {
+struct VerifiedTokens {
     tokens: std::sync::Mutex<std::collections::HashMap<String, (String, AccessClaims)>>,
 }
 
-/// Entries in [`Verified`]: about 1 KiB each.
+/// Entries in [`VerifiedTokens`]: about 1 KiB each.
 const VERIFIED_CAPACITY: usize = 4096;
 
-impl Verified {
+impl VerifiedTokens {
     fn get(&self, token: &str) -> Option<(String, AccessClaims)> {
         let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
         tokens.get(token).cloned()
@@ -145,42 +154,11 @@ impl TokenIssuer {
         self.sign(Some("JWT"), claims)
     }
 
-    /// The JWS Compact Serialization (RFC 7515 §7.1) of `claims`, RS256 (RFC 7518 §3.3:
-    /// RSASSA-PKCS1-v1_5 with SHA-256), signed with the ring's parsed key.
+    /// The JWS Compact Serialization of `claims`, signed with the ring's signing key.
     fn sign<T: Serialize>(&self, typ: Option<&str>, claims: &T) -> Result<String, TokenError> {
         let ring = self.keys.current();
         let (kid, key) = ring.signing();
-        // The JOSE header (RFC 7515 §4.1): typ, alg, kid.
-        #[derive(Serialize)]
-        struct JoseHeader<'a> {
-            #[serde(skip_serializing_if = "Option::is_none")]
-            typ: Option<&'a str>,
-            alg: &'static str,
-            kid: &'a str,
-        }
-        let header = JoseHeader {
-            typ,
-            alg: "RS256",
-            kid,
-        };
-        let header = serde_json::to_vec(&header).map_err(|e| TokenError::Sign(e.to_string()))?;
-        let claims = serde_json::to_vec(claims).map_err(|e| TokenError::Sign(e.to_string()))?;
-        let mut jws = String::with_capacity((header.len() + claims.len()) * 4 / 3 + 360);
-        B64.encode_string(&header, &mut jws);
-        jws.push('.');
-        B64.encode_string(&claims, &mut jws);
-        let mut signature = vec![0; key.public_modulus_len()];
-        // PKCS#1 v1.5 is deterministic; aws-lc blinds the private operation itself.
-        key.sign(
-            &RSA_PKCS1_SHA256,
-            &aws_lc_rs::rand::SystemRandom::new(),
-            jws.as_bytes(),
-            &mut signature,
-        )
-        .map_err(|_| TokenError::Sign("RSA signing failed".into()))?;
-        jws.push('.');
-        B64.encode_string(&signature, &mut jws);
-        Ok(jws)
+        jws::sign(key, kid, typ, claims).map_err(TokenError::from)
     }
 
     /// The `(aud, sub)` of an ID token this issuer signed — an expired one too, as OIDC
@@ -232,51 +210,16 @@ impl TokenIssuer {
         token: &str,
         typ_ok: impl Fn(&str) -> bool,
     ) -> Result<(T, String), TokenError> {
-        #[derive(serde::Deserialize)]
-        struct JoseHeader {
-            alg: String,
-            #[serde(default)]
-            typ: Option<String>,
-            #[serde(default)]
-            kid: Option<String>,
-            #[serde(default)]
-            crit: Present,
-        }
-        let mut parts = token.split('.');
-        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(TokenError::Malformed);
-        };
-        let header: JoseHeader = B64
-            .decode(header_b64)
-            .ok()
-            .and_then(|json| serde_json::from_slice(&json).ok())
-            .ok_or(TokenError::Malformed)?;
-        if header.alg != "RS256" {
-            return Err(TokenError::WrongAlgorithm);
-        }
-        if !typ_ok(header.typ.as_deref().unwrap_or_default()) {
+        let jws = jws::parse(token)?;
+        if !typ_ok(jws.typ()) {
             return Err(TokenError::WrongType);
         }
-        if header.crit.0 {
-            return Err(TokenError::Invalid);
-        }
         let ring = self.keys.current();
-        let (kid, key) = header
-            .kid
-            .and_then(|kid| ring.verifying_key(&kid).map(|key| (kid, key)))
+        let (kid, key) = jws
+            .kid()
+            .and_then(|kid| ring.verifying_key(kid).map(|key| (kid.to_owned(), key)))
             .ok_or(TokenError::UnknownKey)?;
-        let signature = B64.decode(signature_b64).map_err(|_| TokenError::Invalid)?;
-        // The signing input is the first two parts as they were sent (§5.2 step 8).
-        let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
-        key.verify_sig(signing_input.as_bytes(), &signature)
-            .map_err(|_| TokenError::Invalid)?;
-        let claims: T = B64
-            .decode(payload_b64)
-            .ok()
-            .and_then(|json| serde_json::from_slice(&json).ok())
-            .ok_or(TokenError::Invalid)?;
+        let claims: T = jws.verify(key)?;
         if claims.iss() != self.issuer {
             return Err(TokenError::Invalid);
         }
@@ -287,16 +230,6 @@ impl TokenIssuer {
 /// RFC 9068 §4: `at+jwt`, or its full media type `application/at+jwt`, in any case.
 fn is_access_token_typ(typ: &str) -> bool {
     typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || typ.eq_ignore_ascii_case("application/at+jwt")
-}
-
-/// Whether a JSON member was there at all — with any value, `null` included.
-#[derive(Default)]
-struct Present(bool);
-
-impl<'de> serde::Deserialize<'de> for Present {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        serde::de::IgnoredAny::deserialize(d).map(|_| Present(true))
-    }
 }
 
 /// Claims that name their issuer.
@@ -319,6 +252,7 @@ impl Issued for IdClaims {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_lc_rs::signature::RSA_PKCS1_SHA256;
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 

@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::model::{Client, Secret, User};
 use crate::oauth::Params;
 use crate::oauth::throttle::{Refused, Verdict};
-use crate::password::{PasswordError, Verified};
+use crate::password::{PasswordCheck, PasswordError};
 
 /// The one answer for every failed login (RFC 6749 §5.2 invalid_grant).
 const BAD_CREDENTIALS: &str = "the username or password is incorrect";
@@ -109,7 +109,7 @@ impl OAuth {
         };
         let (user, rehash) = match (user, verified) {
             // A disabled user went through the same verification as everyone else.
-            (Some(user), Verified::Match { rehash }) if !user.disabled => {
+            (Some(user), PasswordCheck::Match { rehash }) if !user.disabled => {
                 match attempt.succeeded(now) {
                     Verdict::Tell => (user, rehash),
                     // Right, but throttled meanwhile by concurrent wrong guesses: told
