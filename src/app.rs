@@ -24,6 +24,10 @@ use crate::tokens::{Keys, TokenIssuer, keys};
 pub struct App {
     listener: TcpListener,
     state: AppState,
+    /// The database (the purge task, `--demo`, and tests reach it here).
+    store: Store,
+    throttle: Arc<Throttle>,
+    passwords: Passwords,
     keys_dir: PathBuf,
     keys_reload_interval: Duration,
     purge_interval: Duration,
@@ -91,24 +95,26 @@ impl App {
             );
         }
 
-        let oauth = OAuth {
-            store: store.clone(),
-            tokens: TokenIssuer::new(issuer.clone(), Keys::new(ring)),
-            passwords,
-            lifetimes: Lifetimes {
+        let throttle = Arc::new(Throttle::new(
+            config.login_throttle,
+            &keys::derive_key(&secret, "ferrid login throttle v1"),
+            store.shares_login_failures().then(|| store.clone()),
+        ));
+        let oauth = OAuth::new(
+            store.clone(),
+            TokenIssuer::new(issuer.clone(), Keys::new(ring)),
+            passwords.clone(),
+            Lifetimes {
                 access_token: config.access_token_ttl,
                 id_token: config.id_token_ttl,
                 refresh_token: config.refresh_token_ttl,
             },
-            throttle: Arc::new(Throttle::new(
-                config.login_throttle,
-                &keys::derive_key(&secret, "ferrid login throttle v1"),
-                store.shares_login_failures().then(|| store.clone()),
-            )),
-            metrics: Arc::new(crate::metrics::Metrics::default()),
-        };
+            throttle.clone(),
+            Arc::new(crate::metrics::Metrics::default()),
+        );
         let state = AppState::new(crate::http::state::ServerContext {
             trust_x_forwarded_for: config.trust_x_forwarded_for,
+            cookies: http::cookies::Cookies::for_issuer(&issuer),
             oauth,
             clock,
             discovery: Arc::new(Discovery::new(&issuer)),
@@ -116,6 +122,9 @@ impl App {
         Ok(Self {
             listener,
             state,
+            store,
+            throttle,
+            passwords,
             keys_dir: config.keys_dir,
             keys_reload_interval: config.keys_reload_interval,
             purge_interval: config.purge_interval,
@@ -138,11 +147,20 @@ impl App {
     }
 
     pub fn issuer(&self) -> &str {
-        self.state.oauth.tokens.issuer()
+        self.state.oauth.issuer()
     }
 
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The brute-force throttle (tests look at its memory).
+    pub fn throttle(&self) -> &Arc<Throttle> {
+        &self.throttle
     }
 
     /// Serves until `shutdown` resolves, then lets requests in flight finish. Meanwhile the
@@ -153,12 +171,12 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let watcher = tokio::spawn(watch_keys(
-            self.state.oauth.tokens.keys().clone(),
+            self.state.oauth.keys().clone(),
             self.keys_dir.clone(),
             self.keys_reload_interval,
         ));
         let purger = tokio::spawn(purge_expired(
-            self.state.oauth.store.clone(),
+            self.store.clone(),
             self.state.clock.clone(),
             self.purge_interval,
         ));
@@ -178,7 +196,7 @@ impl App {
     /// `--demo`: on an empty database, creates a demo client and user, and returns the curl
     /// commands that get and use a token. The credentials are random and shown only here.
     pub async fn seed_demo(&self) -> anyhow::Result<String> {
-        let store = &self.state.oauth.store;
+        let store = &self.store;
         if !store.is_empty().await? {
             return Ok(
                 "ferrid --demo: the database already has users or clients, so no demo data \
@@ -202,12 +220,7 @@ impl App {
             .chars()
             .take(20)
             .collect();
-        let hash = self
-            .state
-            .oauth
-            .passwords
-            .hash(Secret::new(password.clone()))
-            .await?;
+        let hash = self.passwords.hash(Secret::new(password.clone())).await?;
         store
             .insert_user(
                 &NewUser {

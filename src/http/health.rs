@@ -17,7 +17,7 @@ pub async fn healthz() -> impl IntoResponse {
 /// 503 within two seconds when the database does not answer, so a load balancer can take
 /// this replica out instead of waiting on it.
 pub async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
-    match tokio::time::timeout(Duration::from_secs(2), s.oauth.store.ping()).await {
+    match tokio::time::timeout(Duration::from_secs(2), s.oauth.database_ready()).await {
         Ok(Ok(())) => (StatusCode::OK, Json(json!({"status": "ready"}))),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");

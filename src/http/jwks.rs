@@ -12,7 +12,7 @@ use super::state::AppState;
 const CACHE_CONTROL: &str = "public, max-age=60";
 
 pub async fn jwks(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    let ring = s.oauth.tokens.keys().current();
+    let ring = s.oauth.keys().current();
     super::cached_json(
         &headers,
         ring.jwks_body().to_owned(),

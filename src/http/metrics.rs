@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use super::state::AppState;
 
 pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
-    let body = s.oauth.metrics.render(s.oauth.passwords.queue_depth());
+    let body = s.oauth.metrics().render(s.oauth.hashing_queue_depth());
     (
         [
             (
@@ -36,7 +36,7 @@ pub async fn track(State(s): State<AppState>, req: Request<Body>, next: Next) ->
     let method = req.method().as_str().to_owned();
     let start = Instant::now();
     let res = next.run(req).await;
-    s.oauth.metrics.request(
+    s.oauth.metrics().request(
         &route,
         &method,
         res.status().as_u16(),

@@ -1,12 +1,15 @@
 //! The HTTP adapters: extract, call one `oauth` function, shape the response.
 
 mod authorize;
+pub mod cookies;
 pub mod discovery;
 pub mod error;
 pub mod extract;
 mod health;
 mod jwks;
+mod logout;
 mod metrics;
+mod pages;
 pub mod paths;
 pub mod serve;
 pub mod state;
@@ -53,11 +56,8 @@ pub fn router(state: AppState) -> Router {
             paths::AUTHORIZE,
             get(authorize::authorize).post(authorize::login),
         )
-        .route(
-            paths::LOGOUT,
-            get(authorize::logout).post(authorize::logout_post),
-        )
-        .route(paths::STYLESHEET, get(authorize::stylesheet))
+        .route(paths::LOGOUT, get(logout::logout).post(logout::logout_post))
+        .route(paths::STYLESHEET, get(pages::stylesheet))
         .route(paths::INTROSPECT, post(token::introspect))
         .route(paths::REVOKE, post(token::revoke))
         .route(paths::HEALTHZ, get(health::healthz))

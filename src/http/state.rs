@@ -28,6 +28,8 @@ impl std::ops::Deref for AppState {
 
 pub struct ServerContext {
     pub oauth: OAuth,
+    /// The pages' cookie names and attributes (they depend on the issuer's scheme).
+    pub cookies: super::cookies::Cookies,
     pub clock: Clock,
     pub discovery: Arc<Discovery>,
     /// Take the client address from X-Forwarded-For (behind a trusted proxy).

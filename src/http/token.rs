@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 use super::error::no_store;
 use super::extract::{BasicAuth, ClientIp, OAuthForm};
 use super::state::AppState;
-use crate::oauth::client_auth::authenticate;
 use crate::oauth::{ClientAuth, OAuthError, Params};
 
 pub async fn token(
@@ -35,11 +34,11 @@ pub async fn introspect(
     BasicAuth(basic): BasicAuth,
     OAuthForm(params): OAuthForm,
 ) -> Result<Response, OAuthError> {
-    let client = authenticate(&s.oauth.store, &client_auth(basic, &params)?).await?;
+    let auth = client_auth(basic, &params)?;
     let token = params.require("token")?;
     let answer = s
         .oauth
-        .introspect(&client, token, params.get("token_type_hint"), s.clock.now())
+        .introspect(auth, token, params.get("token_type_hint"), s.clock.now())
         .await?;
     Ok(no_store(Json(answer).into_response()))
 }
@@ -49,10 +48,10 @@ pub async fn revoke(
     BasicAuth(basic): BasicAuth,
     OAuthForm(params): OAuthForm,
 ) -> Result<Response, OAuthError> {
-    let client = authenticate(&s.oauth.store, &client_auth(basic, &params)?).await?;
+    let auth = client_auth(basic, &params)?;
     let token = params.require("token")?;
     s.oauth
-        .revoke(&client, token, params.get("token_type_hint"), s.clock.now())
+        .revoke(auth, token, params.get("token_type_hint"), s.clock.now())
         .await?;
     // RFC 7009 §2.2: 200, whether or not there was anything to revoke.
     Ok(no_store(().into_response()))

@@ -7,6 +7,7 @@
 
 use serde::Serialize;
 
+use super::client_auth::{self, ClientAuth};
 use super::{LiveAccessToken, OAuth, OAuthError};
 use crate::model::Client;
 use crate::tokens::{Audience, opaque};
@@ -44,15 +45,16 @@ impl Introspection {
 }
 
 impl OAuth {
-    /// `POST /introspect` for an authenticated, confidential client. `hint` only decides
+    /// `POST /introspect`: authenticates the client, which must be confidential. `hint` only decides
     /// which kind of token is looked up first (§2.1).
     pub async fn introspect(
         &self,
-        client: &Client,
+        auth: ClientAuth,
         token: &str,
         hint: Option<&str>,
         now: i64,
     ) -> Result<Introspection, OAuthError> {
+        let client = &client_auth::authenticate(&self.store, &auth).await?;
         if client.is_public() {
             // §2.1: the endpoint requires client authentication; a public client has none.
             return Err(OAuthError::InvalidClient);

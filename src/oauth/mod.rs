@@ -6,6 +6,7 @@ pub mod client_auth;
 mod error;
 pub mod grants;
 mod introspect;
+pub mod logout;
 pub mod params;
 mod revoke;
 pub mod scope;
@@ -42,15 +43,60 @@ pub struct LiveAccessToken {
     pub user: Option<crate::model::User>,
 }
 
-/// Everything the protocol needs; one per server, cheap to clone.
+/// Everything the protocol needs; one per server, cheap to clone. Its parts are its own:
+/// adapters call its methods, never the store or the keys behind them.
 #[derive(Clone)]
 pub struct OAuth {
-    pub store: Store,
-    pub tokens: TokenIssuer,
-    pub passwords: Passwords,
-    pub lifetimes: Lifetimes,
-    pub throttle: std::sync::Arc<throttle::Throttle>,
-    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    store: Store,
+    tokens: TokenIssuer,
+    passwords: Passwords,
+    lifetimes: Lifetimes,
+    throttle: std::sync::Arc<throttle::Throttle>,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+}
+
+impl OAuth {
+    pub fn new(
+        store: Store,
+        tokens: TokenIssuer,
+        passwords: Passwords,
+        lifetimes: Lifetimes,
+        throttle: std::sync::Arc<throttle::Throttle>,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
+    ) -> Self {
+        Self {
+            store,
+            tokens,
+            passwords,
+            lifetimes,
+            throttle,
+            metrics,
+        }
+    }
+
+    /// The exact `iss` of every token and the base of every endpoint URL.
+    pub fn issuer(&self) -> &str {
+        self.tokens.issuer()
+    }
+
+    /// The signing keys (the JWKS, and the watcher that reloads them).
+    pub fn keys(&self) -> &crate::tokens::Keys {
+        self.tokens.keys()
+    }
+
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
+    }
+
+    /// Logins waiting for a hashing thread.
+    pub fn hashing_queue_depth(&self) -> usize {
+        self.passwords.queue_depth()
+    }
+
+    /// Answers when the database does (what `/readyz` asks).
+    pub async fn database_ready(&self) -> Result<(), crate::store::StoreError> {
+        self.store.ping().await
+    }
 }
 
 impl OAuth {

@@ -8,18 +8,21 @@
 //! - An unknown, expired or foreign token: 200, nothing to do (§2.2).
 //! - A live token issued to another client: refused with `invalid_grant` (§2.1).
 
+use super::client_auth::{self, ClientAuth};
 use super::{OAuth, OAuthError};
 use crate::model::Client;
 use crate::tokens::opaque;
 
 impl OAuth {
+    /// `POST /revoke`: authenticates the client, then revokes `token` if it is one of its.
     pub async fn revoke(
         &self,
-        client: &Client,
+        auth: ClientAuth,
         token: &str,
         hint: Option<&str>,
         now: i64,
     ) -> Result<(), OAuthError> {
+        let client = &client_auth::authenticate(&self.store, &auth).await?;
         if hint == Some("access_token") {
             if !self.revoke_access(client, token, now).await? {
                 self.revoke_refresh(client, token, now).await?;

@@ -222,8 +222,8 @@ impl TestApp {
             .await
             .expect("app builds");
         let base = format!("http://127.0.0.1:{}", app.port());
-        let store = app.state().oauth.store.clone();
-        let throttle = app.state().oauth.throttle.clone();
+        let store = app.store().clone();
+        let throttle = app.throttle().clone();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until_stopped(async {
             let _ = rx.await;

@@ -1,0 +1,131 @@
+//! What every page shares: the error page, the HTML response with its security headers (a
+//! strict Content-Security-Policy, no framing, no caching, no referrer), redirects, and the
+//! stylesheet. Pages are rendered by askama from `templates/`; forms post back to the URL
+//! they came from and the stylesheet is linked relatively, so an issuer with a path (behind
+//! a proxy) works too.
+
+use askama::Template;
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, REFERRER_POLICY,
+    X_FRAME_OPTIONS,
+};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::state::AppState;
+use crate::oauth::authorize::{AuthorizeError, error_redirect};
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: &'a str,
+}
+
+/// The stylesheet of the pages, served from the binary.
+pub async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/css; charset=utf-8"),
+            ),
+            (
+                CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            ),
+        ],
+        include_str!("../../templates/ferrid.css"),
+    )
+}
+
+/// The page (or redirect) for an authorization or logout error.
+pub fn authorize_error(s: &AppState, e: AuthorizeError) -> Response {
+    match e {
+        AuthorizeError::Untrusted(message) => {
+            error_page(StatusCode::BAD_REQUEST, "Cannot sign in", message)
+        }
+        AuthorizeError::Redirect {
+            to,
+            error,
+            description,
+            state,
+        } => {
+            let issuer = s.oauth.issuer();
+            let to = error_redirect(&to, error, &description, state.as_deref(), issuer);
+            redirect(&to, StatusCode::FOUND)
+        }
+        AuthorizeError::Unavailable => error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Try again in a moment",
+            "The sign-in service is busy. Wait a moment and try again.",
+        ),
+        AuthorizeError::Internal(e) => {
+            tracing::error!(error = format!("{e:#}"), "authorization request failed");
+            error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "The server could not complete the sign-in.",
+            )
+        }
+    }
+}
+
+pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
+    html(status, ErrorPage { title, message }.render(), None)
+}
+
+/// An HTML response with the security headers. `form_target` is where a form submission
+/// ends: CSP's form-action also governs the redirect that answers the form.
+pub fn html(
+    status: StatusCode,
+    body: Result<String, askama::Error>,
+    form_target: Option<&str>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "template failed");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
+    // The redirect URI's origin, or its scheme for a native app's private-use URI
+    // (RFC 8252 §7.1).
+    let form_action = match form_target.and_then(|t| url::Url::parse(t).ok()) {
+        Some(url) if matches!(url.scheme(), "http" | "https") => {
+            format!("'self' {}", url.origin().ascii_serialization())
+        }
+        Some(url) => format!("'self' {}:", url.scheme()),
+        None => "'self'".to_owned(),
+    };
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; \
+         frame-ancestors 'none'; base-uri 'none'"
+    );
+    let content_type = HeaderValue::from_static("text/html; charset=utf-8");
+    let mut res = (status, [(CONTENT_TYPE, content_type)], body).into_response();
+    let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(CONTENT_SECURITY_POLICY, v);
+    }
+    h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    res
+}
+
+pub fn redirect(to: &str, status: StatusCode) -> Response {
+    let Ok(location) = HeaderValue::from_str(to) else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "Cannot sign in",
+            "The redirect address is malformed.",
+        );
+    };
+    let mut res = status.into_response();
+    let h = res.headers_mut();
+    h.insert(LOCATION, location);
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    res
+}
