@@ -14,11 +14,10 @@ use tokio::net::TcpListener;
 use crate::clock::Clock;
 use crate::config::ServeConfig;
 use crate::http::{self, AppState, discovery::Discovery};
-use crate::model::{Client, GrantType, ScopeSet, Secret};
 use crate::oauth::throttle::Throttle;
-use crate::oauth::{Lifetimes, OAuth, client_auth};
+use crate::oauth::{Lifetimes, OAuth};
 use crate::password::Passwords;
-use crate::store::{NewUser, Store};
+use crate::store::Store;
 use crate::tokens::{Keys, TokenIssuer, keys};
 
 pub struct App {
@@ -158,6 +157,11 @@ impl App {
         &self.store
     }
 
+    /// The hasher (the command line's `serve --demo` hashes its user's password).
+    pub fn passwords(&self) -> &Passwords {
+        &self.passwords
+    }
+
     /// The brute-force throttle (tests look at its memory).
     pub fn throttle(&self) -> &Arc<Throttle> {
         &self.throttle
@@ -191,64 +195,6 @@ impl App {
         watcher.abort();
         purger.abort();
         Ok(())
-    }
-
-    /// `--demo`: on an empty database, creates a demo client and user, and returns the curl
-    /// commands that get and use a token. The credentials are random and shown only here.
-    pub async fn seed_demo(&self) -> anyhow::Result<String> {
-        let store = &self.store;
-        if !store.is_empty().await? {
-            return Ok(
-                "ferrid --demo: the database already has users or clients, so no demo data \
-                       was created (demo credentials are printed only on the first start)."
-                    .into(),
-            );
-        }
-        let now = self.state.clock.now();
-        let secret = client_auth::new_client_secret()?;
-        let client = Client {
-            id: "demo-app".into(),
-            secret_hash: Some(client_auth::hash_client_secret(secret.expose())),
-            grant_types: vec![GrantType::Password],
-            scopes: ScopeSet::parse("openid profile email items:read")?,
-            redirect_uris: vec![],
-            audiences: vec![],
-            created_at: now,
-        };
-        store.insert_client(&client).await?;
-        let password: String = crate::tokens::opaque::random_token()?
-            .chars()
-            .take(20)
-            .collect();
-        let hash = self.passwords.hash(Secret::new(password.clone())).await?;
-        store
-            .insert_user(
-                &NewUser {
-                    username: "alice".into(),
-                    password_hash: hash,
-                    name: Some("Alice Example".into()),
-                    email: Some("alice@example.com".into()),
-                    email_verified: true,
-                    scopes: ScopeSet::parse("items:read")?,
-                    disabled: false,
-                },
-                now,
-            )
-            .await?;
-        let base = self.issuer().trim_end_matches('/');
-        Ok(format!(
-            "ferrid --demo: created client \"demo-app\" and user \"alice\". These credentials are \
-             shown only once.\n\n\
-             Get a token (password grant):\n\n  \
-             curl -s -u 'demo-app:{secret}' -d grant_type=password -d username=alice \
-             -d 'password={password}' -d 'scope=openid profile email items:read' {base}/token\n\n\
-             Get a token and read userinfo with it:\n\n  \
-             TOKEN=$(curl -s -u 'demo-app:{secret}' -d grant_type=password -d username=alice \
-             -d 'password={password}' -d 'scope=openid profile email' {base}/token \
-             | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')\n  \
-             curl -s -H \"Authorization: Bearer $TOKEN\" {base}/userinfo\n",
-            secret = secret.expose(),
-        ))
     }
 }
 

@@ -13,7 +13,8 @@
 //!   protocol       ╲──────────▶  oauth   (grants, client auth, scopes, sessions, throttle;
 //!                                   │     no HTTP, no SQL; time is a parameter)
 //!   crypto/data    tokens (keys, JWKS, JWS)   store (sqlx; the only SQL)   password (argon2)
-//!   leaves         model (plain types, parsing rules)   config   clock   metrics   telemetry
+//!   leaves         model (plain types, parsing rules)   config   clock   digest   metrics
+//!                  telemetry
 //! ```
 //!
 //! # One request's path: `POST /token` with the password grant
@@ -38,6 +39,7 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod digest;
 pub mod http;
 pub mod metrics;
 pub mod model;

@@ -15,9 +15,7 @@ use tokio::sync::Semaphore;
 
 use crate::model::Secret;
 
-/// Longest password accepted, in bytes. Longer input is refused (never hashed), so a huge
-/// "password" cannot buy extra CPU.
-pub const MAX_PASSWORD_BYTES: usize = 1024;
+pub use crate::model::MAX_PASSWORD_BYTES;
 
 /// The most memory a stored (imported) argon2 hash may ask for: 256 MiB, four times RFC
 /// 9106's second recommendation. A hash asking for more never matches, so a bad import

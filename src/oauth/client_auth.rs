@@ -121,7 +121,8 @@ pub fn new_client_secret() -> anyhow::Result<Secret> {
     random_token().map(Secret::new)
 }
 
-/// Client secrets are 256-bit random values, so a fast hash is enough; stored as hex SHA-256.
+/// Client secrets are 256-bit random values, so a fast hash is enough; stored as hex SHA-256
+/// (as `model::Client::register` stores them).
 pub fn hash_client_secret(secret: &str) -> String {
     sha256_hex(secret)
 }

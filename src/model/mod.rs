@@ -1,6 +1,18 @@
 //! Plain data shared by every layer. Parse, don't validate: a [`ScopeSet`] or a [`GrantType`]
 //! that exists is well-formed.
 
+mod client;
+mod user;
+
+pub use client::{
+    ClientId, ClientRegistration, InvalidClient, InvalidClientId, InvalidRedirectUri,
+    MIN_CLIENT_SECRET_CHARS, RedirectUri, RedirectUriPolicy, is_usable_redirect_uri,
+};
+pub use user::{
+    InvalidUsername, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, Username, WeakPassword,
+    check_new_password,
+};
+
 use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
@@ -181,83 +193,6 @@ pub struct User {
     pub security_changed_at: i64,
 }
 
-/// Where a client may send the browser back to (RFC 6749 §3.1.2), checked at registration.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RedirectUriPolicy {
-    /// Also accept plain `http` on any host — for development only: codes would cross the
-    /// network in the clear (RFC 9700 §4.1).
-    pub allow_http_anywhere: bool,
-}
-
-/// Why a redirect URI is refused, in words an operator can act on.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum InvalidRedirectUri {
-    #[error("{0:?} is not an absolute URI ({1})")]
-    NotAbsolute(String, String),
-    #[error("{0:?} has a fragment, which a redirect URI may not have (RFC 6749 section 3.1.2)")]
-    Fragment(String),
-    #[error(
-        "{0:?} uses plain http on a host that is not this machine; use https, or http only on \
-         a loopback host (127.0.0.1, [::1] or localhost: RFC 8252 section 7.3)"
-    )]
-    HttpNotLoopback(String),
-    #[error(
-        "{0:?} is not allowed: a redirect URI must use https, http on a loopback host \
-         (127.0.0.1, [::1] or localhost), or a native app's private-use scheme in reverse-DNS \
-         form, with a dot (RFC 8252 section 7.1, e.g. com.example.app:/callback)"
-    )]
-    Scheme(String),
-    #[error("{0:?} has no host")]
-    NoHost(String),
-}
-
-/// Checks a redirect URI for registration: an absolute URI without a fragment (RFC 6749
-/// §3.1.2) that is `https`, `http` on a loopback host (RFC 8252 §7.3), or a private-use
-/// scheme with a dot, as native apps use (RFC 8252 §7.1). Everything else — `javascript:`,
-/// `data:`, `file:`, plain `http` to another host — is refused: a code sent there could run
-/// as script or cross the network in the clear.
-pub fn check_redirect_uri(uri: &str, policy: RedirectUriPolicy) -> Result<(), InvalidRedirectUri> {
-    let parsed = url::Url::parse(uri)
-        .map_err(|e| InvalidRedirectUri::NotAbsolute(uri.to_owned(), e.to_string()))?;
-    if parsed.fragment().is_some() {
-        return Err(InvalidRedirectUri::Fragment(uri.to_owned()));
-    }
-    match parsed.scheme() {
-        "https" => match parsed.host() {
-            Some(_) => Ok(()),
-            None => Err(InvalidRedirectUri::NoHost(uri.to_owned())),
-        },
-        "http" => {
-            let loopback = match parsed.host() {
-                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-                None => return Err(InvalidRedirectUri::NoHost(uri.to_owned())),
-            };
-            if loopback || policy.allow_http_anywhere {
-                Ok(())
-            } else {
-                Err(InvalidRedirectUri::HttpNotLoopback(uri.to_owned()))
-            }
-        }
-        // RFC 8252 §7.1: "a URI scheme based on a domain name under their control, expressed
-        // in reverse order" — so it has a dot; `javascript`, `data`, `file` have none.
-        scheme if scheme.contains('.') => Ok(()),
-        _ => Err(InvalidRedirectUri::Scheme(uri.to_owned())),
-    }
-}
-
-/// Whether a redirect URI stored by an earlier version may still be used: every scheme that
-/// [`check_redirect_uri`] refuses whatever the policy (`javascript:`, `data:`, `file:` …) is
-/// refused at use too; plain http to another host passes, since it may have been registered
-/// with the development flag.
-pub fn is_usable_redirect_uri(uri: &str) -> bool {
-    let any_http = RedirectUriPolicy {
-        allow_http_anywhere: true,
-    };
-    check_redirect_uri(uri, any_http).is_ok()
-}
-
 /// A registered client (RFC 6749 §2).
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -303,51 +238,6 @@ mod tests {
             assert_eq!(g.as_str().parse::<GrantType>().unwrap(), g);
         }
         assert!("implicit".parse::<GrantType>().is_err());
-    }
-
-    #[test]
-    fn redirect_uris_follow_rfc_8252_and_rfc_6749() {
-        let strict = RedirectUriPolicy::default();
-        for ok in [
-            "https://app.example/cb",
-            "https://app.example/cb?x=1",
-            "http://127.0.0.1:8000/cb",
-            "http://127.1.2.3/cb",
-            "http://[::1]:9/cb",
-            "http://localhost:3000/cb",
-            "http://LOCALHOST/cb",
-            "com.example.app:/oauth2redirect",
-            "com.example.app:/cb?x=1",
-        ] {
-            assert_eq!(check_redirect_uri(ok, strict), Ok(()), "{ok}");
-        }
-        for (bad, why) in [
-            ("javascript:alert(1)", "private-use scheme"),
-            ("JavaScript:alert(document.cookie)//", "private-use scheme"),
-            (
-                "data:text/html,<script>alert(1)</script>",
-                "private-use scheme",
-            ),
-            ("file:///etc/passwd", "private-use scheme"),
-            ("myapp:/cb", "with a dot"),
-            ("http://app.example/cb", "loopback"),
-            ("http://127.0.0.1.nip.io/cb", "loopback"),
-            ("http://localhost.evil.example/cb", "loopback"),
-            ("https://app.example/cb#x", "fragment"),
-            ("/relative/cb", "absolute"),
-            ("", "absolute"),
-        ] {
-            let err = check_redirect_uri(bad, strict).unwrap_err().to_string();
-            assert!(err.contains(why), "{bad}: {err}");
-        }
-        let dev = RedirectUriPolicy {
-            allow_http_anywhere: true,
-        };
-        assert_eq!(check_redirect_uri("http://app.example/cb", dev), Ok(()));
-        assert!(check_redirect_uri("javascript:alert(1)", dev).is_err());
-        assert!(is_usable_redirect_uri("http://app.example/cb"));
-        assert!(!is_usable_redirect_uri("javascript:alert(1)"));
-        assert!(!is_usable_redirect_uri("data:text/html,x"));
     }
 
     #[test]
