@@ -9,7 +9,7 @@ use fantoccini::{ClientBuilder, Locator};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::authorize::{RP, RP_SECRET, query_of};
+use crate::support::code_flow::{RP, RP_SECRET, query_of};
 use crate::support::{PASSWORD, USER};
 
 struct Driver(Child);
@@ -56,7 +56,7 @@ async fn a_headless_browser_signs_in_on_the_login_page() {
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
         .expect("this test needs Debian's chromium and chromium-driver: apt-get install chromium chromium-driver (.ci/run does)");
-    let app = crate::authorize::spawn().await;
+    let app = crate::support::code_flow::spawn().await;
     let callback = callback_server().await;
     let mut client = app.store.client(RP).await.unwrap().unwrap();
     client.redirect_uris.push(callback.clone());
@@ -182,7 +182,7 @@ async fn a_headless_browser_signs_in_on_the_login_page() {
         .await;
     assert_eq!(res.status(), 200);
     let tokens: Value = res.json().await.unwrap();
-    let id = crate::token::insecure_claims(tokens["id_token"].as_str().unwrap());
+    let id = crate::support::insecure_claims(tokens["id_token"].as_str().unwrap());
     assert_eq!(id["nonce"], "browser-nonce");
     assert_eq!(id["preferred_username"], USER);
 }

@@ -6,21 +6,6 @@ use crate::support::{Server, TestApp, ferrid_cli, stderr, stdout};
 
 const JOHNDOE_HASH: &str = "$2b$12$EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW";
 
-async fn login(app: &TestApp, client: (&str, &str), user: &str, password: &str) -> u16 {
-    app.token(
-        &[
-            ("grant_type", "password"),
-            ("username", user),
-            ("password", password),
-            ("scope", "openid"),
-        ],
-        Some(client),
-    )
-    .await
-    .status()
-    .as_u16()
-}
-
 fn add_client(dir: &std::path::Path, id: &str) -> String {
     crate::support::cli_add_client(dir, id, &["--grant-type", "password", "--scope", "openid"])
 }
@@ -47,25 +32,60 @@ async fn users_are_managed_from_the_command_line() {
         "first password\n",
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(login(&app, client, "bob", "first password").await, 200);
+    assert_eq!(
+        app.api
+            .as_client(client.0, client.1)
+            .login("bob", "first password", Some("openid"))
+            .await
+            .0,
+        200
+    );
 
     let out = ferrid_cli(dir, &["user", "passwd", "bob"], "second password\n");
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(login(&app, client, "bob", "first password").await, 400);
-    assert_eq!(login(&app, client, "bob", "second password").await, 200);
+    assert_eq!(
+        app.api
+            .as_client(client.0, client.1)
+            .login("bob", "first password", Some("openid"))
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        app.api
+            .as_client(client.0, client.1)
+            .login("bob", "second password", Some("openid"))
+            .await
+            .0,
+        200
+    );
 
     assert!(
         ferrid_cli(dir, &["user", "disable", "bob"], "")
             .status
             .success()
     );
-    assert_eq!(login(&app, client, "bob", "second password").await, 400);
+    assert_eq!(
+        app.api
+            .as_client(client.0, client.1)
+            .login("bob", "second password", Some("openid"))
+            .await
+            .0,
+        400
+    );
     assert!(
         ferrid_cli(dir, &["user", "enable", "bob"], "")
             .status
             .success()
     );
-    assert_eq!(login(&app, client, "bob", "second password").await, 200);
+    assert_eq!(
+        app.api
+            .as_client(client.0, client.1)
+            .login("bob", "second password", Some("openid"))
+            .await
+            .0,
+        200
+    );
 
     let list = stdout(&ferrid_cli(dir, &["user", "list"], ""));
     assert!(
@@ -170,7 +190,11 @@ async fn clients_are_registered_with_explicit_grants() {
     app.add_user("ada", "correct horse battery staple", "")
         .await;
     assert_eq!(
-        login(&app, ("api", own), "ada", "correct horse battery staple").await,
+        app.api
+            .as_client(("api", own).0, ("api", own).1)
+            .login("ada", "correct horse battery staple", Some("openid"))
+            .await
+            .0,
         200
     );
 
@@ -276,8 +300,22 @@ async fn fastapi_users_import_with_bcrypt_and_upgrade_to_argon2id_on_login() {
     assert_eq!(before.password_hash.expose(), JOHNDOE_HASH);
     assert_eq!(before.name.as_deref(), Some("John Doe"));
 
-    assert_eq!(login(&app, client, "johndoe", "wrong").await, 400);
-    assert_eq!(login(&app, client, "johndoe", "secret").await, 200);
+    assert_eq!(
+        app.api
+            .as_client(client.0, client.1)
+            .login("johndoe", "wrong", Some("openid"))
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        app.api
+            .as_client(client.0, client.1)
+            .login("johndoe", "secret", Some("openid"))
+            .await
+            .0,
+        200
+    );
     let after = app
         .store
         .user_by_username("johndoe")
@@ -296,11 +334,22 @@ async fn fastapi_users_import_with_bcrypt_and_upgrade_to_argon2id_on_login() {
     let dir = app.stop().await;
     let app = TestApp::spawn_with(dir, ferrid::clock::Clock::system(), issuer).await;
     assert_eq!(
-        login(&app, client, "johndoe", "secret").await,
+        app.api
+            .as_client(client.0, client.1)
+            .login("johndoe", "secret", Some("openid"))
+            .await
+            .0,
         200,
         "works after a restart"
     );
-    assert_eq!(login(&app, client, "johndoe", "Secret").await, 400);
+    assert_eq!(
+        app.api
+            .as_client(client.0, client.1)
+            .login("johndoe", "Secret", Some("openid"))
+            .await
+            .0,
+        400
+    );
 }
 
 #[tokio::test]

@@ -5,10 +5,9 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use serde_json::Value;
 use sqlx::ConnectOptions;
 
-use crate::support::{Server, ferrid_cli};
+use crate::support::{Api, Server, field};
 
 const CHAINS: usize = 4;
 const CYCLES: usize = 6;
@@ -23,61 +22,9 @@ struct Chain {
     in_flight: Option<String>,
 }
 
-struct Ctx {
-    http: reqwest::Client,
-    secret: String,
-}
-
-impl Ctx {
-    async fn refresh(&self, base: &str, token: &str) -> Result<(u16, Value), reqwest::Error> {
-        let res = self
-            .http
-            .post(format!("{base}/token"))
-            .basic_auth("app", Some(&self.secret))
-            .form(&[("grant_type", "refresh_token"), ("refresh_token", token)])
-            .send()
-            .await?;
-        let status = res.status().as_u16();
-        Ok((status, res.json().await?))
-    }
-
-    async fn login(&self, base: &str) -> String {
-        let res = self
-            .http
-            .post(format!("{base}/token"))
-            .basic_auth("app", Some(&self.secret))
-            .form(&[
-                ("grant_type", "password"),
-                ("username", "ada"),
-                ("password", PASSWORD),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
-        res.json::<Value>().await.unwrap()["refresh_token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    async fn active(&self, base: &str, token: &str) -> bool {
-        let res = self
-            .http
-            .post(format!("{base}/introspect"))
-            .basic_auth("app", Some(&self.secret))
-            .form(&[("token", token)])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
-        res.json::<Value>().await.unwrap()["active"] == true
-    }
-}
-
 /// Refreshes until the server dies; every token accepted is recorded in `accepted`.
 async fn refresh_until_killed(
-    ctx: &Ctx,
+    ctx: &Api,
     base: &str,
     chain: &mut Chain,
     accepted: &mut Vec<String>,
@@ -85,7 +32,7 @@ async fn refresh_until_killed(
     loop {
         let presented = chain.current.clone();
         chain.in_flight = Some(presented.clone());
-        match ctx.refresh(base, &presented).await {
+        match ctx.at(base).try_refresh(&presented, None).await {
             Ok((200, body)) => {
                 accepted.push(presented.clone());
                 chain.rotated_away.push(presented);
@@ -103,34 +50,23 @@ async fn refresh_until_killed(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_rotation_survives_sigkill_and_restart() {
     let dir = crate::support::TestDir::new();
-    let secret = crate::support::cli_add_client(
+    let secret = crate::support::provision(
         dir.path(),
         "app",
         &["--grant-type", "password", "--grant-type", "refresh_token"],
+        &[("ada", PASSWORD, &[])],
     );
-    assert!(
-        ferrid_cli(
-            dir.path(),
-            &["user", "add", "ada"],
-            &format!("{PASSWORD}\n")
-        )
-        .status
-        .success()
-    );
-    let ctx = Ctx {
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap(),
-        secret,
-    };
+    let ctx = Api::new("").as_client("app", &secret);
     let serve_args = ["--issuer", "http://ferrid.test"];
 
     let mut server = Server::start(dir.path(), &serve_args, &[]);
     let mut chains = Vec::new();
     for _ in 0..CHAINS {
         chains.push(Chain {
-            current: ctx.login(&server.base).await,
+            current: field(
+                &ctx.at(&server.base).login("ada", PASSWORD, None).await.1,
+                "refresh_token",
+            ),
             rotated_away: vec![],
             in_flight: None,
         });
@@ -173,11 +109,11 @@ async fn refresh_rotation_survives_sigkill_and_restart() {
             // Everything rotated away stays dead after the crash.
             for old in &chain.rotated_away {
                 assert!(
-                    !ctx.active(&server.base, old).await,
+                    !(ctx.at(&server.base).introspect(old).await["active"] == true),
                     "cycle {cycle}: a rotated-away token came back"
                 );
             }
-            if ctx.active(&server.base, &chain.current).await {
+            if ctx.at(&server.base).introspect(&chain.current).await["active"] == true {
                 chain.in_flight = None;
                 continue;
             }
@@ -189,13 +125,20 @@ async fn refresh_rotation_survives_sigkill_and_restart() {
                 "cycle {cycle}: a delivered token was lost"
             );
             uncertain_rotations += 1;
-            let (status, _) = ctx.refresh(&server.base, &chain.current).await.unwrap();
+            let (status, _) = ctx
+                .at(&server.base)
+                .try_refresh(&chain.current, None)
+                .await
+                .unwrap();
             assert_eq!(
                 status, 400,
                 "a token whose rotation was committed is refused"
             );
             chain.rotated_away.push(chain.current.clone());
-            chain.current = ctx.login(&server.base).await;
+            chain.current = field(
+                &ctx.at(&server.base).login("ada", PASSWORD, None).await.1,
+                "refresh_token",
+            );
             chain.in_flight = None;
         }
     }
@@ -219,13 +162,17 @@ async fn refresh_rotation_survives_sigkill_and_restart() {
 
     // The newest delivered token of each chain still works; a replay of an older one fails.
     for chain in &chains {
-        let (status, _) = ctx.refresh(&server.base, &chain.current).await.unwrap();
+        let (status, _) = ctx
+            .at(&server.base)
+            .try_refresh(&chain.current, None)
+            .await
+            .unwrap();
         assert_eq!(
             status, 200,
             "the newest delivered token works after the crashes"
         );
         let old = chain.rotated_away.last().unwrap();
-        let (status, body) = ctx.refresh(&server.base, old).await.unwrap();
+        let (status, body) = ctx.at(&server.base).try_refresh(old, None).await.unwrap();
         assert_eq!(
             (status, body["error"].as_str().unwrap()),
             (400, "invalid_grant")

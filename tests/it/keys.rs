@@ -4,20 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{Server, TestApp, ferrid_cli, stderr, stdout};
-
-fn kids(jwks: &Value) -> Vec<String> {
-    jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-fn kid_of(token: &str) -> String {
-    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
-}
+use crate::support::{Server, TestApp, ferrid_cli, kid_of, kids, stderr, stdout};
 
 #[tokio::test]
 async fn rotation_reaches_a_running_server_and_old_tokens_keep_working() {

@@ -3,8 +3,7 @@
 
 use serde_json::Value;
 
-use crate::support::{PASSWORD, TestApp, USER, ferrid_cli, stderr};
-use crate::token::insecure_claims;
+use crate::support::{Api, PASSWORD, TestApp, USER, ferrid_cli, field, insecure_claims, stderr};
 
 /// A confidential client registered for password and refresh_token.
 const APP: &str = "app";
@@ -43,62 +42,16 @@ async fn spawn_tweaked(tweak: impl FnOnce(&mut ferrid::config::ServeConfig)) -> 
     app
 }
 
+/// The refresh-capable client.
+fn client(app: &TestApp) -> Api {
+    app.api.as_client(APP, APP_SECRET)
+}
+
+/// A password grant of the standard user through [`client`]; its body.
 async fn login(app: &TestApp, scope: &str) -> Value {
-    let res = app
-        .token(
-            &[
-                ("grant_type", "password"),
-                ("username", USER),
-                ("password", PASSWORD),
-                ("scope", scope),
-            ],
-            Some((APP, APP_SECRET)),
-        )
-        .await;
-    assert_eq!(res.status(), 200);
-    res.json().await.unwrap()
-}
-
-async fn refresh(app: &TestApp, token: &str, scope: Option<&str>) -> (u16, Value) {
-    let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", token)];
-    if let Some(scope) = scope {
-        form.push(("scope", scope));
-    }
-    let res = app.token(&form, Some((APP, APP_SECRET))).await;
-    let status = res.status().as_u16();
-    assert_eq!(res.headers()["cache-control"], "no-store");
-    (status, res.json().await.unwrap())
-}
-
-fn rt(body: &Value) -> String {
-    body["refresh_token"]
-        .as_str()
-        .expect("a refresh token")
-        .to_owned()
-}
-
-pub async fn introspect(app: &TestApp, token: &str, creds: (&str, &str)) -> Value {
-    let res = app
-        .http
-        .post(app.url("/introspect"))
-        .basic_auth(creds.0, Some(creds.1))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    assert_eq!(res.headers()["cache-control"], "no-store");
-    res.json().await.unwrap()
-}
-
-async fn revoke(app: &TestApp, token: &str, creds: (&str, &str)) -> reqwest::Response {
-    app.http
-        .post(app.url("/revoke"))
-        .basic_auth(creds.0, Some(creds.1))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap()
+    let (status, body) = client(app).login(USER, PASSWORD, Some(scope)).await;
+    assert_eq!(status, 200, "{body}");
+    body
 }
 
 fn inactive() -> Value {
@@ -109,28 +62,31 @@ fn inactive() -> Value {
 async fn refresh_rotates_and_a_replay_revokes_the_whole_family() {
     let app = spawn().await;
     let first = login(&app, "openid profile").await;
-    let r1 = rt(&first);
+    let r1 = field(&first, "refresh_token");
     assert_eq!(r1.len(), 43, "256 bits, base64url");
 
-    let (status, second) = refresh(&app, &r1, None).await;
+    let (status, second) = client(&app).refresh(&r1, None).await;
     assert_eq!(status, 200, "{second}");
-    let r2 = rt(&second);
+    let r2 = field(&second, "refresh_token");
     assert_ne!(r1, r2, "rotated");
     assert!(second["access_token"].is_string() && second["id_token"].is_string());
 
     // Replaying r1 — in the same second as its rotation — fails and revokes the family,
     // so r2, never used, is dead too (RFC 9700 §4.14.2).
-    let (status, body) = refresh(&app, &r1, None).await;
+    let (status, body) = client(&app).refresh(&r1, None).await;
     assert_eq!(
         (status, body["error"].as_str().unwrap()),
         (400, "invalid_grant")
     );
-    let (status, body) = refresh(&app, &r2, None).await;
+    let (status, body) = client(&app).refresh(&r2, None).await;
     assert_eq!(
         (status, body["error"].as_str().unwrap()),
         (400, "invalid_grant")
     );
-    assert_eq!(introspect(&app, &r2, (APP, APP_SECRET)).await, inactive());
+    assert_eq!(
+        app.api.as_client(APP, APP_SECRET).introspect(&r2).await,
+        inactive()
+    );
 
     // Only digests are stored.
     let stored = app.store.refresh_record(&r2).await.unwrap();
@@ -141,30 +97,38 @@ async fn refresh_rotates_and_a_replay_revokes_the_whole_family() {
 async fn a_refresh_may_narrow_the_scope_but_never_widen_it() {
     let app = spawn().await;
     let first = login(&app, "openid profile items:read").await;
-    let (status, narrow) = refresh(&app, &rt(&first), Some("items:read")).await;
+    let (status, narrow) = client(&app)
+        .refresh(&field(&first, "refresh_token"), Some("items:read"))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(narrow["scope"], "items:read");
     assert!(narrow.get("id_token").is_none(), "no openid, no ID token");
     // Omitting the scope asks for the original grant again (RFC 6749 §6).
-    let (status, back) = refresh(&app, &rt(&narrow), None).await;
+    let (status, back) = client(&app)
+        .refresh(&field(&narrow, "refresh_token"), None)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(back["scope"], "items:read openid profile");
     // Widening fails, and leaves the token usable.
-    let (status, body) = refresh(&app, &rt(&back), Some("openid email")).await;
+    let (status, body) = client(&app)
+        .refresh(&field(&back, "refresh_token"), Some("openid email"))
+        .await;
     assert_eq!(
         (status, body["error"].as_str().unwrap()),
         (400, "invalid_scope")
     );
-    let (status, _) = refresh(&app, &rt(&back), None).await;
+    let (status, _) = client(&app)
+        .refresh(&field(&back, "refresh_token"), None)
+        .await;
     assert_eq!(status, 200);
 }
 
 #[tokio::test]
 async fn of_twenty_concurrent_refreshes_of_one_token_exactly_one_succeeds() {
     let app = spawn().await;
-    let token = rt(&login(&app, "openid").await);
-    let results =
-        futures_util::future::join_all((0..20).map(|_| refresh(&app, &token, None))).await;
+    let token = field(&login(&app, "openid").await, "refresh_token");
+    let rp = client(&app);
+    let results = futures_util::future::join_all((0..20).map(|_| rp.refresh(&token, None))).await;
     let won = results.iter().filter(|(s, _)| *s == 200).count();
     assert_eq!(won, 1, "{results:?}");
     assert!(
@@ -175,7 +139,13 @@ async fn of_twenty_concurrent_refreshes_of_one_token_exactly_one_succeeds() {
     );
     // The losers presented a rotated token: a replay, so the winner's successor is dead too.
     let winner = results.iter().find(|(s, _)| *s == 200).unwrap();
-    assert_eq!(refresh(&app, &rt(&winner.1), None).await.0, 400);
+    assert_eq!(
+        client(&app)
+            .refresh(&field(&winner.1, "refresh_token"), None)
+            .await
+            .0,
+        400
+    );
 }
 
 /// Concurrent refreshes of different sessions share statements (see store::batch): each
@@ -186,15 +156,16 @@ async fn concurrent_refreshes_of_different_sessions_each_rotate_their_own() {
     let app = spawn().await;
     let mut tokens = Vec::new();
     for _ in 0..12 {
-        tokens.push(rt(&login(&app, "openid").await));
+        tokens.push(field(&login(&app, "openid").await, "refresh_token"));
     }
     let spent = tokens[0].clone();
-    assert_eq!(refresh(&app, &spent, None).await.0, 200);
+    let rp = client(&app);
+    assert_eq!(rp.refresh(&spent, None).await.0, 200);
     for round in 0..3 {
         // Round 0 also replays the spent token of the first session.
-        let replay = (round == 0).then(|| refresh(&app, &spent, None));
+        let replay = (round == 0).then(|| rp.refresh(&spent, None));
         let (results, replayed) = tokio::join!(
-            futures_util::future::join_all(tokens.iter().skip(1).map(|t| refresh(&app, t, None))),
+            futures_util::future::join_all(tokens.iter().skip(1).map(|t| rp.refresh(t, None))),
             async {
                 match replay {
                     Some(r) => Some(r.await),
@@ -208,7 +179,7 @@ async fn concurrent_refreshes_of_different_sessions_each_rotate_their_own() {
         let mut next = vec![String::new()];
         for (status, body) in &results {
             assert_eq!(*status, 200, "round {round}: {body}");
-            next.push(rt(body));
+            next.push(field(body, "refresh_token"));
         }
         let mut distinct = next.clone();
         distinct.sort();
@@ -227,19 +198,32 @@ async fn a_replay_ends_the_access_tokens_of_its_session_too() {
     let app = spawn().await;
     let first = login(&app, "openid").await;
     let access = first["access_token"].as_str().unwrap().to_owned();
-    let (_, second) = refresh(&app, &rt(&first), None).await;
+    let (_, second) = client(&app)
+        .refresh(&field(&first, "refresh_token"), None)
+        .await;
     let newer_access = second["access_token"].as_str().unwrap().to_owned();
     assert_eq!(app.userinfo(&access).await.status(), 200);
     // Even a replay that asks for a scope it was never granted revokes the family.
-    let (status, _) = refresh(&app, &rt(&first), Some("items:write")).await;
+    let (status, _) = client(&app)
+        .refresh(&field(&first, "refresh_token"), Some("items:write"))
+        .await;
     assert_eq!(status, 400);
-    assert_eq!(refresh(&app, &rt(&second), None).await.0, 400);
+    assert_eq!(
+        client(&app)
+            .refresh(&field(&second, "refresh_token"), None)
+            .await
+            .0,
+        400
+    );
     // RFC 7009 §2.1 / RFC 9700 §4.14.2: the session's access tokens end at ferrid's own
     // endpoints too.
     assert_eq!(app.userinfo(&access).await.status(), 401);
     assert_eq!(app.userinfo(&newer_access).await.status(), 401);
     assert_eq!(
-        introspect(&app, &newer_access, (APP, APP_SECRET)).await,
+        app.api
+            .as_client(APP, APP_SECRET)
+            .introspect(&newer_access)
+            .await,
         inactive()
     );
 }
@@ -251,7 +235,9 @@ async fn refreshed_id_tokens_keep_sub_and_auth_time_and_the_family_has_an_absolu
     let id1 = insecure_claims(first["id_token"].as_str().unwrap());
 
     app.clock.advance(1000);
-    let (status, second) = refresh(&app, &rt(&first), None).await;
+    let (status, second) = client(&app)
+        .refresh(&field(&first, "refresh_token"), None)
+        .await;
     assert_eq!(status, 200);
     let id2 = insecure_claims(second["id_token"].as_str().unwrap());
     assert_eq!(id2["sub"], id1["sub"]);
@@ -265,7 +251,9 @@ async fn refreshed_id_tokens_keep_sub_and_auth_time_and_the_family_has_an_absolu
 
     // An hour after the login the family is over, however recently it was rotated.
     app.clock.advance(2601);
-    let (status, body) = refresh(&app, &rt(&second), None).await;
+    let (status, body) = client(&app)
+        .refresh(&field(&second, "refresh_token"), None)
+        .await;
     assert_eq!(
         (status, body["error"].as_str().unwrap()),
         (400, "invalid_grant")
@@ -277,13 +265,13 @@ async fn disabling_a_user_changing_the_password_or_removing_the_client_ends_refr
     let app = spawn().await;
     let dir = app.dir.path();
 
-    let token = rt(&login(&app, "openid").await);
+    let token = field(&login(&app, "openid").await, "refresh_token");
     assert!(
         ferrid_cli(dir, &["user", "disable", USER], "")
             .status
             .success()
     );
-    let (status, body) = refresh(&app, &token, None).await;
+    let (status, body) = client(&app).refresh(&token, None).await;
     assert_eq!(
         (status, body["error"].as_str().unwrap()),
         (400, "invalid_grant")
@@ -293,16 +281,16 @@ async fn disabling_a_user_changing_the_password_or_removing_the_client_ends_refr
             .status
             .success()
     );
-    let (status, _) = refresh(&app, &token, None).await;
+    let (status, _) = client(&app).refresh(&token, None).await;
     assert_eq!(
         status, 400,
         "enabling the user again does not revive old sessions"
     );
 
-    let token = rt(&login(&app, "openid").await);
+    let token = field(&login(&app, "openid").await, "refresh_token");
     let out = ferrid_cli(dir, &["user", "passwd", USER], "a brand new password\n");
     assert!(out.status.success(), "{}", stderr(&out));
-    let (status, body) = refresh(&app, &token, None).await;
+    let (status, body) = client(&app).refresh(&token, None).await;
     assert_eq!(
         (status, body["error"].as_str().unwrap()),
         (400, "invalid_grant")
@@ -318,13 +306,13 @@ async fn disabling_a_user_changing_the_password_or_removing_the_client_ends_refr
             Some((APP, APP_SECRET)),
         )
         .await;
-    let token = rt(&res.json::<Value>().await.unwrap());
+    let token = field(&res.json::<Value>().await.unwrap(), "refresh_token");
     assert!(
         ferrid_cli(dir, &["client", "remove", APP], "")
             .status
             .success()
     );
-    let (status, body) = refresh(&app, &token, None).await;
+    let (status, body) = client(&app).refresh(&token, None).await;
     assert_eq!(
         (status, body["error"].as_str().unwrap()),
         (401, "invalid_client")
@@ -338,7 +326,7 @@ async fn disabling_a_user_changing_the_password_or_removing_the_client_ends_refr
         "openid",
     )
     .await;
-    let (status, body) = refresh(&app, &token, None).await;
+    let (status, body) = client(&app).refresh(&token, None).await;
     assert_eq!(
         (status, body["error"].as_str().unwrap()),
         (400, "invalid_grant")
@@ -348,7 +336,7 @@ async fn disabling_a_user_changing_the_password_or_removing_the_client_ends_refr
 #[tokio::test]
 async fn refresh_tokens_are_bound_to_their_client_and_grant_type() {
     let app = spawn().await;
-    let token = rt(&login(&app, "openid").await);
+    let token = field(&login(&app, "openid").await, "refresh_token");
     // Another client presenting it gets invalid_grant, and the token stays good.
     app.add_client(
         "other",
@@ -365,7 +353,7 @@ async fn refresh_tokens_are_bound_to_their_client_and_grant_type() {
         .await;
     assert_eq!(res.status(), 400);
     assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_grant");
-    assert_eq!(refresh(&app, &token, None).await.0, 200);
+    assert_eq!(client(&app).refresh(&token, None).await.0, 200);
 
     // A client not registered for refresh_token gets no refresh token and cannot refresh.
     let body = app.login("openid").await;
@@ -449,9 +437,9 @@ async fn introspection_answers_for_live_expired_revoked_garbage_and_foreign_toke
     let app = spawn().await;
     let body = login(&app, "openid items:read").await;
     let access = body["access_token"].as_str().unwrap().to_owned();
-    let refresh_token = rt(&body);
+    let refresh_token = field(&body, "refresh_token");
 
-    let live = introspect(&app, &access, (APP, APP_SECRET)).await;
+    let live = app.api.as_client(APP, APP_SECRET).introspect(&access).await;
     assert_eq!(live["active"], true);
     assert_eq!(live["scope"], "items:read openid");
     assert_eq!(live["client_id"], APP);
@@ -460,7 +448,11 @@ async fn introspection_answers_for_live_expired_revoked_garbage_and_foreign_toke
     assert_eq!(live["iss"], app.base.as_str());
     assert!(live["exp"].is_i64() && live["sub"].is_string());
 
-    let live_refresh = introspect(&app, &refresh_token, (APP, APP_SECRET)).await;
+    let live_refresh = app
+        .api
+        .as_client(APP, APP_SECRET)
+        .introspect(&refresh_token)
+        .await;
     assert_eq!(live_refresh["active"], true);
     assert_eq!(live_refresh["username"], USER);
     // The hint is only a hint.
@@ -482,48 +474,67 @@ async fn introspection_answers_for_live_expired_revoked_garbage_and_foreign_toke
 
     // Another client may not see them (its aud is not named either).
     assert_eq!(
-        introspect(&app, &access, (API, API_SECRET)).await,
+        app.api.as_client(API, API_SECRET).introspect(&access).await,
         inactive()
     );
     assert_eq!(
-        introspect(&app, &refresh_token, (API, API_SECRET)).await,
+        app.api
+            .as_client(API, API_SECRET)
+            .introspect(&refresh_token)
+            .await,
         inactive()
     );
 
     // Garbage, and a token of another ferrid (another issuer, another key).
     for junk in ["garbage", "a.b.c", "eyJhbGciOiJub25lIn0.e30."] {
-        assert_eq!(introspect(&app, junk, (APP, APP_SECRET)).await, inactive());
+        assert_eq!(
+            app.api.as_client(APP, APP_SECRET).introspect(junk).await,
+            inactive()
+        );
     }
     // Rotated away (its family still live): inactive, and the successor is active.
-    let (_, next) = refresh(&app, &refresh_token, None).await;
+    let (_, next) = client(&app).refresh(&refresh_token, None).await;
     assert_eq!(
-        introspect(&app, &refresh_token, (APP, APP_SECRET)).await,
+        app.api
+            .as_client(APP, APP_SECRET)
+            .introspect(&refresh_token)
+            .await,
         inactive()
     );
     assert_eq!(
-        introspect(&app, &rt(&next), (APP, APP_SECRET)).await["active"],
+        app.api
+            .as_client(APP, APP_SECRET)
+            .introspect(&field(&next, "refresh_token"))
+            .await["active"],
         true
     );
     let stranger = spawn().await;
     let foreign = login(&stranger, "openid").await;
     assert_eq!(
-        introspect(
-            &app,
-            foreign["access_token"].as_str().unwrap(),
-            (APP, APP_SECRET)
-        )
-        .await,
+        client(&app)
+            .introspect(foreign["access_token"].as_str().unwrap())
+            .await,
         inactive()
     );
     assert_eq!(
-        introspect(&app, &rt(&foreign), (APP, APP_SECRET)).await,
+        app.api
+            .as_client(APP, APP_SECRET)
+            .introspect(&field(&foreign, "refresh_token"))
+            .await,
         inactive()
     );
 
     // Revoked.
-    assert_eq!(revoke(&app, &access, (APP, APP_SECRET)).await.status(), 200);
     assert_eq!(
-        introspect(&app, &access, (APP, APP_SECRET)).await,
+        app.api
+            .as_client(APP, APP_SECRET)
+            .revoke(&access)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.api.as_client(APP, APP_SECRET).introspect(&access).await,
         inactive()
     );
 
@@ -534,7 +545,7 @@ async fn introspection_answers_for_live_expired_revoked_garbage_and_foreign_toke
         .to_owned();
     app.clock.advance(901);
     assert_eq!(
-        introspect(&app, &fresh, (APP, APP_SECRET)).await,
+        app.api.as_client(APP, APP_SECRET).introspect(&fresh).await,
         inactive()
     );
 
@@ -601,7 +612,7 @@ async fn a_resource_server_named_in_aud_may_introspect() {
         .as_str()
         .unwrap()
         .to_owned();
-    let seen = introspect(&app, &access, (API, API_SECRET)).await;
+    let seen = app.api.as_client(API, API_SECRET).introspect(&access).await;
     assert_eq!(seen["active"], true);
     assert_eq!(seen["aud"], API);
 }
@@ -610,17 +621,26 @@ async fn a_resource_server_named_in_aud_may_introspect() {
 async fn revocation_of_refresh_and_access_tokens() {
     let app = spawn().await;
     let first = login(&app, "openid").await;
-    let (_, second) = refresh(&app, &rt(&first), None).await;
-    let current = rt(&second);
+    let (_, second) = client(&app)
+        .refresh(&field(&first, "refresh_token"), None)
+        .await;
+    let current = field(&second, "refresh_token");
 
     // Revoking the current refresh token revokes its family.
     assert_eq!(
-        revoke(&app, &current, (APP, APP_SECRET)).await.status(),
+        app.api
+            .as_client(APP, APP_SECRET)
+            .revoke(&current)
+            .await
+            .status(),
         200
     );
-    assert_eq!(refresh(&app, &current, None).await.0, 400);
+    assert_eq!(client(&app).refresh(&current, None).await.0, 400);
     assert_eq!(
-        introspect(&app, &current, (APP, APP_SECRET)).await,
+        app.api
+            .as_client(APP, APP_SECRET)
+            .introspect(&current)
+            .await,
         inactive()
     );
 
@@ -634,27 +654,44 @@ async fn revocation_of_refresh_and_access_tokens() {
         .unwrap()
         .to_owned();
     assert_eq!(app.userinfo(&access).await.status(), 200);
-    let res = revoke(&app, &access, (APP, APP_SECRET)).await;
+    let res = app.api.as_client(APP, APP_SECRET).revoke(&access).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["cache-control"], "no-store");
     assert_eq!(app.userinfo(&access).await.status(), 401);
 
     // Unknown tokens: 200 (RFC 7009 §2.2).
     assert_eq!(
-        revoke(&app, "no-such-token", (APP, APP_SECRET))
+        app.api
+            .as_client(APP, APP_SECRET)
+            .revoke("no-such-token")
             .await
             .status(),
         200
     );
     // Another client's token: refused.
     let other = login(&app, "openid").await;
-    let res = revoke(&app, &rt(&other), (API, API_SECRET)).await;
+    let res = app
+        .api
+        .as_client(API, API_SECRET)
+        .revoke(&field(&other, "refresh_token"))
+        .await;
     assert_eq!(res.status(), 400);
     assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_grant");
-    assert_eq!(refresh(&app, &rt(&other), None).await.0, 200, "not revoked");
+    assert_eq!(
+        client(&app)
+            .refresh(&field(&other, "refresh_token"), None)
+            .await
+            .0,
+        200,
+        "not revoked"
+    );
     // Wrong client credentials.
     assert_eq!(
-        revoke(&app, &rt(&other), (APP, "wrong")).await.status(),
+        app.api
+            .as_client(APP, "wrong")
+            .revoke(&field(&other, "refresh_token"))
+            .await
+            .status(),
         401
     );
 }
@@ -664,8 +701,15 @@ async fn expired_tokens_and_revocations_are_purged() {
     let app = spawn().await;
     let body = login(&app, "openid").await;
     let access = body["access_token"].as_str().unwrap().to_owned();
-    let token = rt(&body);
-    assert_eq!(revoke(&app, &access, (APP, APP_SECRET)).await.status(), 200);
+    let token = field(&body, "refresh_token");
+    assert_eq!(
+        app.api
+            .as_client(APP, APP_SECRET)
+            .revoke(&access)
+            .await
+            .status(),
+        200
+    );
     let now = app.clock.now();
     assert_eq!(
         app.store.purge_expired(now).await.unwrap(),
@@ -673,7 +717,7 @@ async fn expired_tokens_and_revocations_are_purged() {
         "nothing is expired yet"
     );
     assert_eq!(
-        refresh(&app, &token, None).await.0,
+        client(&app).refresh(&token, None).await.0,
         200,
         "live tokens survive a purge"
     );
@@ -689,7 +733,7 @@ async fn expired_tokens_and_revocations_are_purged() {
 #[tokio::test]
 async fn the_background_task_purges_without_being_asked() {
     let app = spawn_tweaked(|c| c.purge_interval = std::time::Duration::from_millis(100)).await;
-    let token = rt(&login(&app, "openid").await);
+    let token = field(&login(&app, "openid").await, "refresh_token");
     let digest = ferrid::tokens::opaque::sha256_hex(&token);
     assert!(app.store.refresh_record(&digest).await.unwrap().is_some());
     app.clock.advance(31 * 24 * 3600);
@@ -706,9 +750,15 @@ async fn revocation_is_no_oracle_and_a_removed_clients_own_tokens_end() {
     let app = spawn().await;
     // Another client's dead refresh token answers like an unknown one.
     let first = login(&app, "openid").await;
-    let (_, _second) = refresh(&app, &rt(&first), None).await;
+    let (_, _second) = client(&app)
+        .refresh(&field(&first, "refresh_token"), None)
+        .await;
     assert_eq!(
-        revoke(&app, &rt(&first), (API, API_SECRET)).await.status(),
+        app.api
+            .as_client(API, API_SECRET)
+            .revoke(&field(&first, "refresh_token"))
+            .await
+            .status(),
         200
     );
 
@@ -724,7 +774,7 @@ async fn revocation_is_no_oracle_and_a_removed_clients_own_tokens_end() {
         .unwrap()
         .to_owned();
     assert_eq!(
-        introspect(&app, &own, (API, API_SECRET)).await["active"],
+        app.api.as_client(API, API_SECRET).introspect(&own).await["active"],
         true
     );
     app.add_client(
@@ -749,12 +799,18 @@ async fn revocation_is_no_oracle_and_a_removed_clients_own_tokens_end() {
         .unwrap()
         .to_owned();
     assert_eq!(
-        introspect(&app, &aud_token, ("rs", API_SECRET)).await["active"],
+        app.api
+            .as_client("rs", API_SECRET)
+            .introspect(&aud_token)
+            .await["active"],
         true
     );
     assert!(app.store.delete_client(API).await.unwrap());
     assert_eq!(
-        introspect(&app, &aud_token, ("rs", API_SECRET)).await,
+        app.api
+            .as_client("rs", API_SECRET)
+            .introspect(&aud_token)
+            .await,
         inactive()
     );
 }
@@ -768,7 +824,7 @@ async fn one_statement_rotation_stores_the_successor_and_detects_replays() {
     use ferrid::tokens::opaque::sha256_hex;
     let app = spawn().await;
     let now = app.clock.now();
-    let first = sha256_hex(&rt(&login(&app, "openid").await));
+    let first = sha256_hex(&field(&login(&app, "openid").await, "refresh_token"));
     let family = app
         .store
         .refresh_record(&first)
@@ -820,7 +876,7 @@ async fn one_statement_rotation_stores_the_successor_and_detects_replays() {
     assert!(app.store.refresh_record(&third).await.unwrap().is_none());
 
     // An expired family: refused too.
-    let other = sha256_hex(&rt(&login(&app, "openid").await));
+    let other = sha256_hex(&field(&login(&app, "openid").await, "refresh_token"));
     let other_family = app
         .store
         .refresh_record(&other)
@@ -863,7 +919,11 @@ async fn an_access_token_revoked_while_its_user_is_disabled_stays_revoked() {
     assert!(app.store.set_user_disabled(USER, true, now).await.unwrap());
     assert_eq!(app.userinfo(&access).await.status(), 401);
     assert_eq!(
-        revoke(&app, &access, ("plain", APP_SECRET)).await.status(),
+        app.api
+            .as_client("plain", APP_SECRET)
+            .revoke(&access)
+            .await
+            .status(),
         200
     );
     assert!(app.store.set_user_disabled(USER, false, now).await.unwrap());

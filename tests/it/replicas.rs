@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{Server, TestDir, ferrid_cli, postgres_url, stderr, stdout};
+use crate::support::{Api, Server, TestDir, ferrid_cli, field, kids, postgres_url, stderr, stdout};
 
 const PASSWORD: &str = "replica test password";
 const ISSUER: [&str; 2] = ["--issuer", "http://ferrid.test"];
 
 /// Registers a client for password + refresh_token and a user; returns the client secret.
 fn provision(dir: &Path) -> String {
-    let secret = crate::support::cli_add_client(
+    crate::support::provision(
         dir,
         "app",
         &[
@@ -28,130 +28,52 @@ fn provision(dir: &Path) -> String {
             "--scope",
             "items:read",
         ],
-    );
-    let out = ferrid_cli(
-        dir,
-        &["user", "add", "ada", "--scope", "items:read"],
-        &format!("{PASSWORD}\n"),
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    secret
-}
-
-struct Rp {
-    http: reqwest::Client,
-    secret: String,
-}
-
-impl Rp {
-    fn new(secret: String) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
-            .build()
-            .unwrap();
-        Rp { http, secret }
-    }
-
-    async fn token(&self, base: &str, form: &[(&str, &str)]) -> (u16, Value) {
-        let res = self
-            .http
-            .post(format!("{base}/token"))
-            .basic_auth("app", Some(&self.secret))
-            .form(form)
-            .send()
-            .await
-            .unwrap();
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn login(&self, base: &str) -> (u16, Value) {
-        self.token(
-            base,
-            &[
-                ("grant_type", "password"),
-                ("username", "ada"),
-                ("password", PASSWORD),
-                ("scope", "openid items:read"),
-            ],
-        )
-        .await
-    }
-
-    async fn refresh(&self, base: &str, token: &str) -> (u16, Value) {
-        self.token(
-            base,
-            &[("grant_type", "refresh_token"), ("refresh_token", token)],
-        )
-        .await
-    }
-
-    async fn userinfo(&self, base: &str, access: &str) -> u16 {
-        self.http
-            .get(format!("{base}/userinfo"))
-            .bearer_auth(access)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    }
-
-    async fn introspect(&self, base: &str, token: &str) -> Value {
-        self.http
-            .post(format!("{base}/introspect"))
-            .basic_auth("app", Some(&self.secret))
-            .form(&[("token", token)])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    async fn kids(&self, base: &str) -> usize {
-        let jwks: Value = self
-            .http
-            .get(format!("{base}/jwks.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        jwks["keys"].as_array().unwrap().len()
-    }
-}
-
-fn s(v: &Value, k: &str) -> String {
-    v[k].as_str()
-        .unwrap_or_else(|| panic!("no {k} in {v}"))
-        .to_owned()
+        &[("ada", PASSWORD, &["--scope", "items:read"])],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_on_one_database_behave_as_one_provider() {
     let dir = TestDir::new();
-    let rp = Rp::new(provision(dir.path()));
+    let rp = Api::new("").as_client("app", &provision(dir.path()));
     let a = Server::start(dir.path(), &ISSUER, &[]);
     let b = Server::start(dir.path(), &ISSUER, &[]);
 
     // A token from A works at B.
-    let (status, at_a) = rp.login(&a.base).await;
+    let (status, at_a) = rp
+        .at(&a.base)
+        .login("ada", PASSWORD, Some("openid items:read"))
+        .await;
     assert_eq!(status, 200);
-    assert_eq!(rp.userinfo(&b.base, &s(&at_a, "access_token")).await, 200);
     assert_eq!(
-        rp.introspect(&b.base, &s(&at_a, "access_token")).await["active"],
+        rp.at(&b.base)
+            .userinfo(&field(&at_a, "access_token"))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        rp.at(&b.base)
+            .introspect(&field(&at_a, "access_token"))
+            .await["active"],
         true
     );
 
     // A's refresh token refreshes at B; a replay at A then revokes the family at B too.
-    let (status, at_b) = rp.refresh(&b.base, &s(&at_a, "refresh_token")).await;
+    let (status, at_b) = rp
+        .at(&b.base)
+        .refresh(&field(&at_a, "refresh_token"), None)
+        .await;
     assert_eq!(status, 200);
-    let (status, _) = rp.refresh(&a.base, &s(&at_a, "refresh_token")).await;
+    let (status, _) = rp
+        .at(&a.base)
+        .refresh(&field(&at_a, "refresh_token"), None)
+        .await;
     assert_eq!(status, 400, "a replay at A");
-    let (status, body) = rp.refresh(&b.base, &s(&at_b, "refresh_token")).await;
+    let (status, body) = rp
+        .at(&b.base)
+        .refresh(&field(&at_b, "refresh_token"), None)
+        .await;
     assert_eq!(
         (status, body["error"].as_str().unwrap()),
         (400, "invalid_grant"),
@@ -161,28 +83,48 @@ async fn two_replicas_on_one_database_behave_as_one_provider() {
     // The same refresh token at A and at B at once: exactly one success, every time.
     for round in 0..10 {
         let (_, fresh) = rp
-            .login(if round % 2 == 0 { &a.base } else { &b.base })
+            .at(if round % 2 == 0 { &a.base } else { &b.base })
+            .login("ada", PASSWORD, Some("openid items:read"))
             .await;
-        let token = s(&fresh, "refresh_token");
-        let (ra, rb) = tokio::join!(rp.refresh(&a.base, &token), rp.refresh(&b.base, &token));
+        let token = field(&fresh, "refresh_token");
+        let (at_a, at_b) = (rp.at(&a.base), rp.at(&b.base));
+        let (ra, rb) = tokio::join!(at_a.refresh(&token, None), at_b.refresh(&token, None));
         let wins = [ra.0, rb.0].iter().filter(|s| **s == 200).count();
         assert_eq!(wins, 1, "round {round}: {ra:?} {rb:?}");
         assert!([ra.0, rb.0].contains(&400));
     }
 
     // A user disabled through the command line is refused by both.
-    let (_, before) = rp.login(&a.base).await;
+    let (_, before) = rp
+        .at(&a.base)
+        .login("ada", PASSWORD, Some("openid items:read"))
+        .await;
     assert!(
         ferrid_cli(dir.path(), &["user", "disable", "ada"], "")
             .status
             .success()
     );
     for base in [&a.base, &b.base] {
-        assert_eq!(rp.login(base).await.0, 400);
-        assert_eq!(rp.userinfo(base, &s(&before, "access_token")).await, 401);
+        assert_eq!(
+            rp.at(base)
+                .login("ada", PASSWORD, Some("openid items:read"))
+                .await
+                .0,
+            400
+        );
+        assert_eq!(
+            rp.at(base)
+                .userinfo(&field(&before, "access_token"))
+                .await
+                .status(),
+            401
+        );
     }
     assert_eq!(
-        rp.refresh(&b.base, &s(&before, "refresh_token")).await.0,
+        rp.at(&b.base)
+            .refresh(&field(&before, "refresh_token"), None)
+            .await
+            .0,
         400
     );
     assert!(
@@ -192,14 +134,22 @@ async fn two_replicas_on_one_database_behave_as_one_provider() {
     );
 
     // A key rotation reaches both replicas' JWKS within 10 seconds, without a restart.
-    assert_eq!((rp.kids(&a.base).await, rp.kids(&b.base).await), (1, 1));
+    assert_eq!(
+        (
+            kids(&rp.at(&a.base).jwks().await).len(),
+            kids(&rp.at(&b.base).jwks().await).len()
+        ),
+        (1, 1)
+    );
     assert!(
         ferrid_cli(dir.path(), &["keys", "rotate"], "")
             .status
             .success()
     );
     let start = Instant::now();
-    while rp.kids(&a.base).await != 2 || rp.kids(&b.base).await != 2 {
+    while kids(&rp.at(&a.base).jwks().await).len() != 2
+        || kids(&rp.at(&b.base).jwks().await).len() != 2
+    {
         assert!(
             start.elapsed() < Duration::from_secs(10),
             "rotation did not reach both replicas"
@@ -207,8 +157,17 @@ async fn two_replicas_on_one_database_behave_as_one_provider() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // New tokens from either replica verify at the other.
-    let (_, fresh) = rp.login(&b.base).await;
-    assert_eq!(rp.userinfo(&a.base, &s(&fresh, "access_token")).await, 200);
+    let (_, fresh) = rp
+        .at(&b.base)
+        .login("ada", PASSWORD, Some("openid items:read"))
+        .await;
+    assert_eq!(
+        rp.at(&a.base)
+            .userinfo(&field(&fresh, "access_token"))
+            .await
+            .status(),
+        200
+    );
     assert!(a.stop() && b.stop());
 }
 
@@ -333,13 +292,19 @@ async fn a_database_outage_answers_503_fast_and_heals_by_itself() {
     let cluster = Cluster::start(PathBuf::from(bin));
     let dir = TestDir::sqlite();
     std::fs::write(dir.path().join(".database_url"), cluster.url()).unwrap();
-    let rp = Rp::new(provision(dir.path()));
+    let rp = Api::new("").as_client("app", &provision(dir.path()));
     let server = Server::start(dir.path(), &ISSUER, &[]);
     let base = server.base.clone();
 
-    let (status, before) = rp.login(&base).await;
+    let (status, before) = rp
+        .at(&base)
+        .login("ada", PASSWORD, Some("openid items:read"))
+        .await;
     assert_eq!(status, 200);
-    let (status, rotated) = rp.refresh(&base, &s(&before, "refresh_token")).await;
+    let (status, rotated) = rp
+        .at(&base)
+        .refresh(&field(&before, "refresh_token"), None)
+        .await;
     assert_eq!(status, 200, "committed before the outage");
 
     cluster.pg_ctl("stop");
@@ -349,12 +314,24 @@ async fn a_database_outage_answers_503_fast_and_heals_by_itself() {
         .unwrap();
     for _ in 0..3 {
         let start = Instant::now();
-        let (status, body) = rp.login(&base).await;
+        let (status, body) = rp
+            .at(&base)
+            .login("ada", PASSWORD, Some("openid items:read"))
+            .await;
         assert_eq!(status, 503, "{body}");
         assert_eq!(body["error"], "temporarily_unavailable");
-        let (status, _) = rp.refresh(&base, &s(&rotated, "refresh_token")).await;
+        let (status, _) = rp
+            .at(&base)
+            .refresh(&field(&rotated, "refresh_token"), None)
+            .await;
         assert_eq!(status, 503);
-        assert_eq!(rp.userinfo(&base, &s(&rotated, "access_token")).await, 503);
+        assert_eq!(
+            rp.at(&base)
+                .userinfo(&field(&rotated, "access_token"))
+                .await
+                .status(),
+            503
+        );
         let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
         assert_eq!(ready.status(), 503);
         assert!(
@@ -392,27 +369,45 @@ async fn a_database_outage_answers_503_fast_and_heals_by_itself() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Everything committed before the outage is intact.
-    let (status, _) = rp.refresh(&base, &s(&rotated, "refresh_token")).await;
+    let (status, _) = rp
+        .at(&base)
+        .refresh(&field(&rotated, "refresh_token"), None)
+        .await;
     assert_eq!(
         status, 200,
         "the refresh token rotated before the outage still works"
     );
     assert_eq!(
-        rp.refresh(&base, &s(&before, "refresh_token")).await.0,
+        rp.at(&base)
+            .refresh(&field(&before, "refresh_token"), None)
+            .await
+            .0,
         400,
         "and its predecessor stays dead"
     );
-    assert_eq!(rp.login(&base).await.0, 200);
+    assert_eq!(
+        rp.at(&base)
+            .login("ada", PASSWORD, Some("openid items:read"))
+            .await
+            .0,
+        200
+    );
     assert!(server.stop());
 }
 
 #[tokio::test]
 async fn db_copy_moves_users_clients_and_live_sessions() {
     let source = TestDir::sqlite();
-    let rp = Rp::new(provision(source.path()));
+    let rp = Api::new("").as_client("app", &provision(source.path()));
     let server = Server::start(source.path(), &ISSUER, &[]);
-    let (_, first) = rp.login(&server.base).await;
-    let (_, live) = rp.refresh(&server.base, &s(&first, "refresh_token")).await;
+    let (_, first) = rp
+        .at(&server.base)
+        .login("ada", PASSWORD, Some("openid items:read"))
+        .await;
+    let (_, live) = rp
+        .at(&server.base)
+        .refresh(&field(&first, "refresh_token"), None)
+        .await;
     assert!(server.stop());
 
     // The target: PostgreSQL when the suite runs on it, another SQLite file otherwise.
@@ -441,22 +436,32 @@ async fn db_copy_moves_users_clients_and_live_sessions() {
 
     let server = Server::start(target.path(), &ISSUER, &[]);
     assert_eq!(
-        rp.userinfo(&server.base, &s(&live, "access_token")).await,
+        rp.at(&server.base)
+            .userinfo(&field(&live, "access_token"))
+            .await
+            .status(),
         200,
         "access tokens still verify"
     );
-    let (status, body) = rp.refresh(&server.base, &s(&live, "refresh_token")).await;
+    let (status, body) = rp
+        .at(&server.base)
+        .refresh(&field(&live, "refresh_token"), None)
+        .await;
     assert_eq!(status, 200, "nobody has to log in again: {body}");
     assert_eq!(
-        rp.refresh(&server.base, &s(&first, "refresh_token"))
+        rp.at(&server.base)
+            .refresh(&field(&first, "refresh_token"), None)
             .await
             .0,
         400,
         "rotated tokens stay dead"
     );
-    let (status, again) = rp.login(&server.base).await;
+    let (status, again) = rp
+        .at(&server.base)
+        .login("ada", PASSWORD, Some("openid items:read"))
+        .await;
     assert_eq!(status, 200);
-    let sub = |t: &Value| crate::token::insecure_claims(&s(t, "access_token"))["sub"].clone();
+    let sub = |t: &Value| crate::support::insecure_claims(&field(t, "access_token"))["sub"].clone();
     assert_eq!(sub(&again), sub(&first), "the same user, the same sub");
     assert!(server.stop());
 

@@ -1,6 +1,6 @@
 //! `POST /token`: the password grant and every error of RFC 6749 §5.2.
 
-use crate::support::{CLIENT, CLIENT_SECRET, PASSWORD, TestApp, USER};
+use crate::support::{CLIENT, CLIENT_SECRET, PASSWORD, TestApp, USER, insecure_claims};
 use serde_json::Value;
 
 async fn error_of(res: reqwest::Response) -> (u16, String, Value) {
@@ -91,15 +91,6 @@ async fn password_grant_issues_rfc_9068_access_and_oidc_id_tokens() {
 }
 
 /// Decodes a JWT's claims without checking anything: only to look at what was issued.
-pub fn insecure_claims(jwt: &str) -> Value {
-    use base64::Engine;
-    let payload = jwt.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
-
 #[tokio::test]
 async fn no_id_token_without_openid_and_profile_claims_only_for_their_scopes() {
     let app = TestApp::spawn().await;

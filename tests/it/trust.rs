@@ -12,75 +12,24 @@ use futures_util::future::join_all;
 use jsonwebtoken::EncodingKey;
 use serde_json::{Value, json};
 
-use crate::authorize::{
-    self, Browser, RP, RP_SECRET, authorize_url, code_for, exchange, location, query_of,
+use crate::support::code_flow::{
+    self as authorize, Browser, RP, RP_SECRET, authorize_url, code_for, exchange, location,
+    query_of,
 };
-use crate::lifecycle::introspect;
 use crate::support::{
-    CLIENT, CLIENT_SECRET, PASSWORD, Server, TestApp, TestDir, USER, ferrid_cli, hash_password,
-    postgres_url, stderr,
+    Api, CLIENT, CLIENT_SECRET, PASSWORD, Server, TestApp, TestDir, USER, at_header, ferrid_cli,
+    field, hash_password, insecure_claims, kid_of, postgres_url, provision, signing_key_pem,
+    stderr,
 };
-use crate::token::insecure_claims;
-use crate::userinfo::{at_header, kid_of, signing_key_pem};
 
 const NEW_PASSWORD: &str = "a new password, typed by its owner";
 /// A client for password + refresh_token.
 const APP: &str = "app";
 const APP_SECRET: &str = "app-secret-0123456789-0123456789-0123456789";
 
-fn access(body: &Value) -> String {
-    body["access_token"]
-        .as_str()
-        .expect("an access token")
-        .to_owned()
-}
-
-fn refresh_token(body: &Value) -> String {
-    body["refresh_token"]
-        .as_str()
-        .expect("a refresh token")
-        .to_owned()
-}
-
-/// A password grant for the standard user with `password`, by `client`.
-async fn login_with(app: &TestApp, client: (&str, &str), password: &str) -> (u16, Value) {
-    let res = app
-        .token(
-            &[
-                ("grant_type", "password"),
-                ("username", USER),
-                ("password", password),
-                ("scope", "openid"),
-            ],
-            Some(client),
-        )
-        .await;
-    (res.status().as_u16(), res.json().await.unwrap())
-}
-
-async fn refresh(app: &TestApp, token: &str) -> (u16, Value) {
-    let res = app
-        .token(
-            &[("grant_type", "refresh_token"), ("refresh_token", token)],
-            Some((APP, APP_SECRET)),
-        )
-        .await;
-    (
-        res.status().as_u16(),
-        res.json().await.unwrap_or(Value::Null),
-    )
-}
-
-async fn revoke(app: &TestApp, token: &str) -> u16 {
-    app.http
-        .post(app.url("/revoke"))
-        .basic_auth(APP, Some(APP_SECRET))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+/// The client for password + refresh_token.
+fn app_client(app: &TestApp) -> Api {
+    app.api.as_client(APP, APP_SECRET)
 }
 
 fn cli_ok(app: &TestApp, args: &[&str], stdin: &str) {
@@ -148,31 +97,27 @@ async fn a_password_change_a_disable_or_a_removal_ends_browser_sessions_for_good
 #[tokio::test]
 async fn tokens_without_refresh_end_with_a_password_change_a_disable_or_their_client() {
     let app = TestApp::spawn().await;
-    let web = (CLIENT, CLIENT_SECRET);
-    let (status, body) = login_with(&app, web, PASSWORD).await;
+    let (status, body) = app.web().login(USER, PASSWORD, Some("openid")).await;
     assert_eq!(status, 200);
     assert!(
         body.get("refresh_token").is_none(),
         "this client does not refresh"
     );
-    let first = access(&body);
+    let first = field(&body, "access_token");
     assert!(
         insecure_claims(&first)["sid"].is_string(),
         "every user token names its session"
     );
     assert_eq!(app.userinfo(&first).await.status(), 200);
-    assert_eq!(introspect(&app, &first, web).await["active"], true);
+    assert_eq!(app.web().introspect(&first).await["active"], true);
 
     passwd(&app, NEW_PASSWORD);
     assert_eq!(app.userinfo(&first).await.status(), 401);
-    assert_eq!(
-        introspect(&app, &first, web).await,
-        json!({"active": false})
-    );
+    assert_eq!(app.web().introspect(&first).await, json!({"active": false}));
     // A login right after the change — often within the same second — is not caught by it.
-    let (status, body) = login_with(&app, web, NEW_PASSWORD).await;
+    let (status, body) = app.web().login(USER, NEW_PASSWORD, Some("openid")).await;
     assert_eq!(status, 200);
-    let second = access(&body);
+    let second = field(&body, "access_token");
     assert_eq!(app.userinfo(&second).await.status(), 200);
 
     let now = app.clock.now();
@@ -183,8 +128,8 @@ async fn tokens_without_refresh_end_with_a_password_change_a_disable_or_their_cl
         401,
         "after disable + enable"
     );
-    let (_, body) = login_with(&app, web, NEW_PASSWORD).await;
-    let third = access(&body);
+    let (_, body) = app.web().login(USER, NEW_PASSWORD, Some("openid")).await;
+    let third = field(&body, "access_token");
     assert_eq!(app.userinfo(&third).await.status(), 200);
 
     // A client's own token (client_credentials), seen by the resource server it names.
@@ -205,10 +150,10 @@ async fn tokens_without_refresh_end_with_a_password_change_a_disable_or_their_cl
         )
         .await;
     assert_eq!(res.status(), 200);
-    let own = access(&res.json().await.unwrap());
-    assert_eq!(introspect(&app, &own, web).await["active"], true);
+    let own = field(&res.json().await.unwrap(), "access_token");
+    assert_eq!(app.web().introspect(&own).await["active"], true);
     cli_ok(&app, &["client", "remove", "job"], "");
-    assert_eq!(introspect(&app, &own, web).await, json!({"active": false}));
+    assert_eq!(app.web().introspect(&own).await, json!({"active": false}));
 
     // And the user's token, once its client is removed.
     cli_ok(&app, &["client", "remove", CLIENT], "");
@@ -295,10 +240,10 @@ async fn a_login_that_raced_a_password_change_leaves_nothing_alive() {
         .await
         .unwrap();
     assert_eq!(
-        introspect(&app, "refresh-token", (APP, APP_SECRET)).await,
+        app_client(&app).introspect("refresh-token").await,
         json!({"active": false})
     );
-    let (status, _) = refresh(&app, "refresh-token").await;
+    let (status, _) = app_client(&app).refresh("refresh-token", None).await;
     assert_eq!(status, 400, "the refresh token is refused");
     let state = app
         .store
@@ -357,7 +302,7 @@ async fn a_burst_of_wrong_guesses_gets_no_more_checks_than_a_sequence() {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join("; ");
-    let form = crate::authorize::hidden_fields(&page);
+    let form = crate::support::code_flow::hidden_fields(&page);
     let posts = (0..40).map(|i| {
         let mut form = form.clone();
         form.push(("username".into(), "grace".into()));
@@ -420,17 +365,12 @@ async fn two_replicas_share_the_free_failures() {
         return;
     }
     let dir = TestDir::new();
-    let secret = crate::support::cli_add_client(
+    let secret = provision(
         dir.path(),
         "app",
         &["--grant-type", "password", "--scope", "openid"],
+        &[("ada", PASSWORD, &[])],
     );
-    let out = ferrid_cli(
-        dir.path(),
-        &["user", "add", "ada"],
-        &format!("{PASSWORD}\n"),
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
     let a = Server::start(dir.path(), &[], &[]);
     let b = Server::start(dir.path(), &[], &[]);
     let http = reqwest::Client::new();
@@ -605,9 +545,8 @@ async fn only_safe_redirect_uris_can_be_registered() {
 #[tokio::test]
 async fn tokens_from_the_future_and_tokens_without_a_session_are_judged_by_time() {
     let app = TestApp::spawn().await;
-    let web = (CLIENT, CLIENT_SECRET);
     let real = app.login("openid").await;
-    let real = access(&real);
+    let real = field(&real, "access_token");
     let key = EncodingKey::from_rsa_pem(&signing_key_pem(&app)).unwrap();
     let kid = kid_of(&real);
     let sign = |edit: &dyn Fn(&mut serde_json::Map<String, Value>)| {
@@ -630,7 +569,7 @@ async fn tokens_from_the_future_and_tokens_without_a_session_are_judged_by_time(
             c.insert(claim.into(), json!(at));
         });
         assert_eq!(app.userinfo(&token).await.status(), status, "{what}");
-        let active = introspect(&app, &token, web).await["active"] == true;
+        let active = app.web().introspect(&token).await["active"] == true;
         assert_eq!(active, status == 200, "{what}");
     }
 
@@ -684,16 +623,16 @@ async fn tokens_from_the_future_and_tokens_without_a_session_are_judged_by_time(
         c.insert("iat".into(), json!(now - 5));
     });
     app.store.insert_client(&job(now - 10)).await.unwrap();
-    assert_eq!(introspect(&app, &own, web).await["active"], true);
+    assert_eq!(app.web().introspect(&own).await["active"], true);
     assert!(app.store.delete_client("job").await.unwrap());
     assert_eq!(
-        introspect(&app, &own, web).await["active"],
+        app.web().introspect(&own).await["active"],
         false,
         "client gone"
     );
     app.store.insert_client(&job(now)).await.unwrap();
     assert_eq!(
-        introspect(&app, &own, web).await["active"],
+        app.web().introspect(&own).await["active"],
         false,
         "another client of the same id"
     );
@@ -719,25 +658,25 @@ async fn spawn_with_refresh() -> TestApp {
 async fn a_failed_commit_is_never_answered_as_a_success() {
     let app = spawn_with_refresh().await;
     let faults = app.store.faults();
-    let (_, body) = login_with(&app, (APP, APP_SECRET), PASSWORD).await;
-    let first = refresh_token(&body);
+    let (_, body) = app_client(&app).login(USER, PASSWORD, Some("openid")).await;
+    let first = field(&body, "refresh_token");
 
     faults.arm(Point::Rotation, Fault::FailCommit);
-    let (status, body) = refresh(&app, &first).await;
+    let (status, body) = app_client(&app).refresh(&first, None).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (503, Some("temporarily_unavailable"))
     );
-    let (status, body) = refresh(&app, &first).await;
+    let (status, body) = app_client(&app).refresh(&first, None).await;
     assert_eq!(
         status, 200,
         "nothing was committed, so the token is still good"
     );
-    let second = refresh_token(&body);
+    let second = field(&body, "refresh_token");
 
     faults.arm(Point::Revocation, Fault::FailCommit);
-    assert_eq!(revoke(&app, &second).await, 503);
-    let (status, _) = refresh(&app, &second).await;
+    assert_eq!(app_client(&app).revoke(&second).await.status(), 503);
+    let (status, _) = app_client(&app).refresh(&second, None).await;
     assert_eq!(status, 200, "the revocation was not committed");
 
     let (url, verifier) = authorize_url(&app, RP, &[]);
@@ -759,13 +698,13 @@ async fn a_failed_commit_is_never_answered_as_a_success() {
 async fn a_commit_whose_answer_was_lost_behaves_as_documented() {
     let app = spawn_with_refresh().await;
     let faults = app.store.faults();
-    let (_, body) = login_with(&app, (APP, APP_SECRET), PASSWORD).await;
-    let token = refresh_token(&body);
-    let access_token = access(&body);
+    let (_, body) = app_client(&app).login(USER, PASSWORD, Some("openid")).await;
+    let token = field(&body, "refresh_token");
+    let access_token = field(&body, "access_token");
 
     faults.arm(Point::Rotation, Fault::LoseConnectionAfterCommit);
-    assert_eq!(refresh(&app, &token).await.0, 503);
-    let (status, body) = refresh(&app, &token).await;
+    assert_eq!(app_client(&app).refresh(&token, None).await.0, 503);
+    let (status, body) = app_client(&app).refresh(&token, None).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (400, Some("invalid_grant"))
@@ -776,16 +715,20 @@ async fn a_commit_whose_answer_was_lost_behaves_as_documented() {
         "the replay revoked the session"
     );
 
-    let (_, body) = login_with(&app, (APP, APP_SECRET), PASSWORD).await;
-    let token = refresh_token(&body);
+    let (_, body) = app_client(&app).login(USER, PASSWORD, Some("openid")).await;
+    let token = field(&body, "refresh_token");
     faults.arm(Point::Revocation, Fault::LoseConnectionAfterCommit);
-    assert_eq!(revoke(&app, &token).await, 503);
+    assert_eq!(app_client(&app).revoke(&token).await.status(), 503);
     assert_eq!(
-        refresh(&app, &token).await.0,
+        app_client(&app).refresh(&token, None).await.0,
         400,
         "the revocation was committed"
     );
-    assert_eq!(revoke(&app, &token).await, 200, "and a retry is answered");
+    assert_eq!(
+        app_client(&app).revoke(&token).await.status(),
+        200,
+        "and a retry is answered"
+    );
 
     let (url, verifier) = authorize_url(&app, RP, &[]);
     let mut browser = Browser::new();

@@ -8,8 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use crate::support::TestApp;
-use crate::token::insecure_claims;
+use crate::support::{TestApp, at_header, insecure_claims, kid_of, signing_key_pem};
 
 async fn refused(app: &TestApp, token: &str) -> (u16, String) {
     let res = app.userinfo(token).await;
@@ -25,27 +24,6 @@ fn assert_invalid_token(what: &str, (status, www): (u16, String)) {
     assert_eq!(status, 401, "{what}");
     assert!(www.starts_with("Bearer "), "{what}: {www}");
     assert!(www.contains(r#"error="invalid_token""#), "{what}: {www}");
-}
-
-/// The private key ferrid signs with, read from its keys dir (as an insider could).
-pub fn signing_key_pem(app: &TestApp) -> Vec<u8> {
-    let file = std::fs::read_dir(app.keys_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "pem"))
-        .unwrap();
-    std::fs::read(file).unwrap()
-}
-
-pub fn kid_of(token: &str) -> String {
-    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
-}
-
-pub fn at_header(kid: &str) -> Header {
-    let mut h = Header::new(Algorithm::RS256);
-    h.typ = Some("at+jwt".into());
-    h.kid = Some(kid.into());
-    h
 }
 
 #[tokio::test]

@@ -6,11 +6,14 @@
 //! database per test, dropped when the test's [`TestDir`] goes. An unreachable PostgreSQL
 //! fails the test; nothing is skipped.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+mod api;
+pub mod code_flow;
+
+pub use api::{Api, at_header, field, insecure_claims, kid_of, kids, signing_key_pem};
 
 use ferrid::app::App;
 use ferrid::clock::Clock;
@@ -173,6 +176,8 @@ pub struct TestApp {
     pub store: Store,
     /// The server's brute-force throttle (to look at its memory).
     pub throttle: std::sync::Arc<ferrid::oauth::throttle::Throttle>,
+    /// The typed client, with no client credentials (`api.as_client(…)` adds them).
+    pub api: Api,
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
@@ -224,6 +229,7 @@ impl TestApp {
         let base = format!("http://127.0.0.1:{}", app.port());
         let store = app.store().clone();
         let throttle = app.throttle().clone();
+        let api = Api::new(&base);
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until_stopped(async {
             let _ = rx.await;
@@ -238,6 +244,7 @@ impl TestApp {
             clock,
             store,
             throttle,
+            api,
             http,
             stop: Some(tx),
             task: Some(task),
@@ -262,10 +269,6 @@ impl TestApp {
 
     pub fn keys_dir(&self) -> PathBuf {
         self.dir.path().join("keys")
-    }
-
-    pub fn database_url(&self) -> String {
-        self.dir.database_url().to_owned()
     }
 
     pub async fn add_client(&self, id: &str, secret: Option<&str>, grants: &[&str], scopes: &str) {
@@ -304,7 +307,8 @@ impl TestApp {
             .expect("user inserted");
     }
 
-    /// `POST /token` with a form body and, optionally, Basic client credentials.
+    /// `POST /token` with a form body and, optionally, Basic client credentials: the raw
+    /// response (for the tests that look at headers and error shapes).
     pub async fn token(
         &self,
         form: &[(&str, &str)],
@@ -317,30 +321,20 @@ impl TestApp {
         req.send().await.expect("token request")
     }
 
+    /// The standard client.
+    pub fn web(&self) -> Api {
+        self.api.as_client(CLIENT, CLIENT_SECRET)
+    }
+
     /// A password grant for the standard user and client; returns the JSON body.
     pub async fn login(&self, scope: &str) -> Value {
-        let res = self
-            .token(
-                &[
-                    ("grant_type", "password"),
-                    ("username", USER),
-                    ("password", PASSWORD),
-                    ("scope", scope),
-                ],
-                Some((CLIENT, CLIENT_SECRET)),
-            )
-            .await;
-        assert_eq!(res.status(), 200, "login failed: {:?}", res.text().await);
-        res.json().await.expect("token json")
+        let (status, body) = self.web().login(USER, PASSWORD, Some(scope)).await;
+        assert_eq!(status, 200, "login failed: {body}");
+        body
     }
 
     pub async fn userinfo(&self, token: &str) -> reqwest::Response {
-        self.http
-            .get(self.url("/userinfo"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("userinfo request")
+        self.api.userinfo(token).await
     }
 
     pub async fn get_json(&self, path: &str) -> Value {
@@ -527,6 +521,22 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A user for [`provision`]: username, password, and more `ferrid user add` flags.
+pub type NewCliUser<'a> = (&'a str, &'a str, &'a [&'a str]);
+
+/// Sets up a test dir through the real command line: `ferrid client add CLIENT ARGS…` and
+/// `ferrid user add` for each user; returns the client's secret.
+pub fn provision(dir: &Path, client: &str, args: &[&str], users: &[NewCliUser<'_>]) -> String {
+    let secret = cli_add_client(dir, client, args);
+    for (username, password, flags) in users {
+        let mut args = vec!["user", "add", username];
+        args.extend_from_slice(flags);
+        let out = ferrid_cli(dir, &args, &format!("{password}\n"));
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    secret
 }
 
 /// `ferrid client add ID ARGS… --json` through the real binary; returns the secret it
