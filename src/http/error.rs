@@ -141,3 +141,121 @@ impl IntoResponse for BearerError {
         res
     }
 }
+
+/// The mapping, checked variant by variant (as kanidm unit-tests its own): status, the
+/// challenge or Retry-After it needs, `no-store`, and the RFC's error code in the body.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::to_bytes;
+    use axum::http::HeaderMap;
+
+    async fn parts(res: Response) -> (StatusCode, HeaderMap, serde_json::Value) {
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = to_bytes(res.into_body(), 4096).await.unwrap();
+        let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+        (status, headers, json)
+    }
+
+    #[tokio::test]
+    async fn oauth_errors_are_rfc_6749_section_5_2_responses() {
+        let cases = [
+            (
+                OAuthError::invalid_request("x is missing"),
+                400,
+                "invalid_request",
+            ),
+            (OAuthError::InvalidClient, 401, "invalid_client"),
+            (OAuthError::InvalidGrant("no"), 400, "invalid_grant"),
+            (
+                OAuthError::UnauthorizedClient("no"),
+                400,
+                "unauthorized_client",
+            ),
+            (
+                OAuthError::UnsupportedGrantType,
+                400,
+                "unsupported_grant_type",
+            ),
+            (OAuthError::InvalidScope("no".into()), 400, "invalid_scope"),
+            (
+                OAuthError::TemporarilyUnavailable,
+                503,
+                "temporarily_unavailable",
+            ),
+            (OAuthError::Throttled(7), 429, "temporarily_unavailable"),
+            (
+                OAuthError::Internal(anyhow::anyhow!("disk on fire at /var/db")),
+                500,
+                "server_error",
+            ),
+        ];
+        for (error, status, code) in cases {
+            let (got, headers, body) = parts(error.into_response()).await;
+            assert_eq!(got.as_u16(), status, "{code}");
+            assert_eq!(body["error"], code);
+            assert_eq!(headers[CACHE_CONTROL], "no-store", "{code}");
+            assert_eq!(headers[PRAGMA], "no-cache", "{code}");
+            match status {
+                // §5.2: a client that tried HTTP Basic gets the scheme's challenge.
+                401 => assert!(
+                    headers[WWW_AUTHENTICATE]
+                        .to_str()
+                        .unwrap()
+                        .starts_with("Basic realm=\"ferrid\"")
+                ),
+                503 => assert_eq!(headers[RETRY_AFTER], "1"),
+                429 => assert_eq!(headers[RETRY_AFTER], "7"),
+                500 => assert!(
+                    !body.to_string().contains("disk on fire"),
+                    "internal details stay in the log"
+                ),
+                _ => assert!(!headers.contains_key(WWW_AUTHENTICATE), "{code}"),
+            }
+        }
+        // A wait of zero is still a Retry-After of one second.
+        let (_, headers, _) = parts(OAuthError::Throttled(0).into_response()).await;
+        assert_eq!(headers[RETRY_AFTER], "1");
+    }
+
+    #[tokio::test]
+    async fn bearer_errors_are_rfc_6750_section_3_challenges() {
+        let challenge = |res: &HeaderMap| res[WWW_AUTHENTICATE].to_str().unwrap().to_owned();
+        // §3.1: no token at all: the bare challenge, no error code, no body.
+        let (status, headers, body) = parts(BearerError::Missing.into_response()).await;
+        assert_eq!(
+            (status.as_u16(), challenge(&headers)),
+            (401, r#"Bearer realm="ferrid""#.into())
+        );
+        assert_eq!(body, serde_json::Value::Null);
+
+        let (status, headers, body) =
+            parts(BearerError::InvalidToken("expired").into_response()).await;
+        assert_eq!(status, 401);
+        assert!(challenge(&headers).contains(r#"error="invalid_token""#));
+        assert_eq!(body["error"], "invalid_token");
+
+        let (status, headers, _) =
+            parts(BearerError::InsufficientScope("openid").into_response()).await;
+        assert_eq!(status, 403);
+        let c = challenge(&headers);
+        assert!(c.contains(r#"error="insufficient_scope""#) && c.contains(r#"scope="openid""#));
+
+        let (status, headers, _) =
+            parts(BearerError::InvalidRequest("two tokens").into_response()).await;
+        assert_eq!(status, 400);
+        assert!(challenge(&headers).contains(r#"error="invalid_request""#));
+
+        // 5xx: still a challenge, but no §3.1 error code in it; Retry-After when worth it.
+        let (status, headers, _) = parts(BearerError::Unavailable.into_response()).await;
+        assert_eq!(status, 503);
+        assert_eq!(headers[RETRY_AFTER], "1");
+        assert!(!challenge(&headers).contains("error="));
+        let (status, headers, body) =
+            parts(BearerError::Internal(anyhow::anyhow!("secret detail")).into_response()).await;
+        assert_eq!(status, 500);
+        assert!(!challenge(&headers).contains("error="));
+        assert!(!body.to_string().contains("secret detail"));
+    }
+}

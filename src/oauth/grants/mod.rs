@@ -240,3 +240,261 @@ impl std::fmt::Debug for TokenResponse {
             .finish_non_exhaustive()
     }
 }
+
+/// The grants' rules, one by one, against a real SQLite file, real keys and the real hasher
+/// (at small argon2 parameters), without HTTP.
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::model::{ClientId, ClientRegistration, RedirectUri, RedirectUriPolicy, Secret};
+    use crate::oauth::throttle::{Throttle, ThrottlePolicy};
+    use crate::oauth::{Lifetimes, OAuth, Params};
+    use crate::password::{HashParams, Passwords};
+    use crate::store::{NewUser, Store};
+    use crate::tokens::{Keys, TokenIssuer, keys};
+
+    const SECRET: &str = "a-client-secret-of-at-least-32-characters";
+    const NOW: i64 = 1_800_000_000;
+
+    struct Fixture {
+        oauth: OAuth,
+        store: Store,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("grants.db").display());
+        let store = Store::connect(&url, 2).await.unwrap();
+        let keys_dir = dir.path().join("keys");
+        let ring = tokio::task::spawn_blocking(move || keys::load_or_generate(&keys_dir))
+            .await
+            .unwrap()
+            .unwrap();
+        let small = HashParams {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        };
+        let passwords = Passwords::new(small, 1, 16).unwrap();
+        let hash = passwords
+            .hash(Secret::new("correct horse battery"))
+            .await
+            .unwrap();
+        store
+            .insert_user(
+                &NewUser {
+                    username: "ada".into(),
+                    password_hash: hash,
+                    name: None,
+                    email: None,
+                    email_verified: false,
+                    scopes: ScopeSet::parse("items:read").unwrap(),
+                    disabled: false,
+                },
+                NOW,
+            )
+            .await
+            .unwrap();
+        let oauth = OAuth::new(
+            store.clone(),
+            TokenIssuer::new("https://id.example".into(), Keys::new(ring)),
+            passwords,
+            Lifetimes {
+                access_token: Duration::from_secs(900),
+                id_token: Duration::from_secs(900),
+                refresh_token: Duration::from_secs(86_400),
+            },
+            Arc::new(Throttle::new(ThrottlePolicy::default(), &[1; 32], None)),
+            Arc::new(crate::metrics::Metrics::default()),
+        );
+        Fixture {
+            oauth,
+            store,
+            _dir: dir,
+        }
+    }
+
+    async fn register(f: &Fixture, id: &str, secret: Option<&str>, grants: &[GrantType]) {
+        let uris = if grants.contains(&GrantType::AuthorizationCode) {
+            vec![
+                RedirectUri::parse("https://app.example/cb", RedirectUriPolicy::default()).unwrap(),
+            ]
+        } else {
+            vec![]
+        };
+        let client = Client::register(
+            ClientRegistration {
+                id: ClientId::parse(id).unwrap(),
+                secret: secret.map(Secret::new),
+                grant_types: grants.to_vec(),
+                scopes: ScopeSet::parse("openid profile items:read").unwrap(),
+                redirect_uris: uris,
+                audiences: vec![],
+            },
+            NOW - 10,
+        )
+        .unwrap();
+        f.store.insert_client(&client).await.unwrap();
+    }
+
+    async fn token(f: &Fixture, client: &str, form: &str) -> Result<TokenResponse, OAuthError> {
+        let auth = ClientAuth::Basic {
+            client_id: client.into(),
+            secret: Secret::new(SECRET),
+        };
+        let params = Params::parse(form.as_bytes()).unwrap();
+        f.oauth.token(auth, &params, None, NOW).await
+    }
+
+    fn code(e: Result<TokenResponse, OAuthError>) -> &'static str {
+        e.map(|_| "ok").unwrap_or_else(|e| e.code())
+    }
+
+    #[tokio::test]
+    async fn the_password_grant_is_for_registered_clients_and_names_its_session() {
+        let f = fixture().await;
+        register(&f, "app", Some(SECRET), &[GrantType::Password]).await;
+        register(&f, "job", Some(SECRET), &[GrantType::ClientCredentials]).await;
+        let form = "grant_type=password&username=ada&password=correct+horse+battery&scope=openid";
+        let issued = token(&f, "app", form).await.unwrap();
+        assert_eq!(issued.scope, "openid");
+        assert!(issued.refresh_token.is_none(), "not registered for refresh");
+        assert!(issued.id_token.is_some());
+        let claims = f
+            .oauth
+            .tokens
+            .verify_access(&issued.access_token, NOW)
+            .unwrap();
+        assert!(claims.sid.is_some(), "every user token names its session");
+        // RFC 6749 §5.2.
+        assert_eq!(code(token(&f, "job", form).await), "unauthorized_client");
+        let wrong = "grant_type=password&username=ada&password=wrong";
+        assert_eq!(code(token(&f, "app", wrong).await), "invalid_grant");
+        let unknown = "grant_type=password&username=nobody&password=wrong";
+        assert_eq!(code(token(&f, "app", unknown).await), "invalid_grant");
+        let permission =
+            "grant_type=password&username=ada&password=correct+horse+battery&scope=items:write";
+        assert_eq!(code(token(&f, "app", permission).await), "invalid_scope");
+        assert_eq!(
+            code(token(&f, "app", "grant_type=implicit").await),
+            "unsupported_grant_type"
+        );
+        assert_eq!(
+            code(token(&f, "app", "username=ada").await),
+            "invalid_request"
+        );
+    }
+
+    #[tokio::test]
+    async fn client_credentials_are_the_clients_own_and_permission_scopes_only() {
+        let f = fixture().await;
+        register(&f, "job", Some(SECRET), &[GrantType::ClientCredentials]).await;
+        let issued = token(&f, "job", "grant_type=client_credentials")
+            .await
+            .unwrap();
+        let claims = f
+            .oauth
+            .tokens
+            .verify_access(&issued.access_token, NOW)
+            .unwrap();
+        assert_eq!(claims.sub, "job");
+        assert_eq!(
+            issued.scope, "items:read",
+            "no identity scopes without a user"
+        );
+        assert!(issued.refresh_token.is_none() && issued.id_token.is_none());
+    }
+
+    #[tokio::test]
+    async fn refresh_rotates_and_a_replay_ends_the_family() {
+        let f = fixture().await;
+        register(
+            &f,
+            "app",
+            Some(SECRET),
+            &[GrantType::Password, GrantType::RefreshToken],
+        )
+        .await;
+        let login = "grant_type=password&username=ada&password=correct+horse+battery&scope=openid";
+        let first = token(&f, "app", login)
+            .await
+            .unwrap()
+            .refresh_token
+            .unwrap();
+        let refresh = |t: &str| format!("grant_type=refresh_token&refresh_token={t}");
+        let second = token(&f, "app", &refresh(&first)).await.unwrap();
+        let second = second.refresh_token.unwrap();
+        // RFC 9700 §4.14.2: the spent one again revokes the family, successor included.
+        assert_eq!(
+            code(token(&f, "app", &refresh(&first)).await),
+            "invalid_grant"
+        );
+        assert_eq!(
+            code(token(&f, "app", &refresh(&second)).await),
+            "invalid_grant"
+        );
+        // A refresh may narrow the scope, never widen it (RFC 6749 §6).
+        let third = token(&f, "app", login)
+            .await
+            .unwrap()
+            .refresh_token
+            .unwrap();
+        let wider = format!("{}&scope=openid+profile", refresh(&third));
+        assert_eq!(code(token(&f, "app", &wider).await), "invalid_scope");
+    }
+
+    #[tokio::test]
+    async fn a_code_is_redeemed_once_by_its_client_at_its_redirect_uri() {
+        let f = fixture().await;
+        register(&f, "web", Some(SECRET), &[GrantType::AuthorizationCode]).await;
+        register(&f, "other", Some(SECRET), &[GrantType::AuthorizationCode]).await;
+        let params = Params::parse(
+            b"response_type=code&client_id=web&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&scope=openid",
+        )
+        .unwrap();
+        let request = f.oauth.check_authorize(&params).await.unwrap();
+        let user = f.store.user_by_username("ada").await.unwrap().unwrap();
+        let issue = || f.oauth.issue_code(&request, &user, NOW, NOW);
+        let code_of = |to: String| {
+            url::Url::parse(&to)
+                .unwrap()
+                .query_pairs()
+                .find(|(k, _)| k == "code")
+                .unwrap()
+                .1
+                .into_owned()
+        };
+        let exchange = |c: &str, uri: &str| {
+            format!(
+                "grant_type=authorization_code&code={c}&redirect_uri={}",
+                url::form_urlencoded::byte_serialize(uri.as_bytes()).collect::<String>()
+            )
+        };
+        let first = code_of(issue().await.unwrap());
+        assert_eq!(
+            code(token(&f, "web", &exchange(&first, "https://app.example/cb")).await),
+            "ok"
+        );
+        assert_eq!(
+            code(token(&f, "web", &exchange(&first, "https://app.example/cb")).await),
+            "invalid_grant",
+            "RFC 6749 §4.1.2: a code works once"
+        );
+        let second = code_of(issue().await.unwrap());
+        assert_eq!(
+            code(token(&f, "other", &exchange(&second, "https://app.example/cb")).await),
+            "invalid_grant",
+            "bound to its client"
+        );
+        let third = code_of(issue().await.unwrap());
+        assert_eq!(
+            code(token(&f, "web", &exchange(&third, "https://app.example/other")).await),
+            "invalid_grant",
+            "bound to its redirect URI"
+        );
+    }
+}
