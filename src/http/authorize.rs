@@ -9,11 +9,11 @@ use axum::response::Response;
 
 use super::cookies::cookie;
 use super::extract::{ClientIp, OAuthForm};
-use super::pages::{authorize_error, error_page, html, redirect};
+use super::pages::{authorize_error, error_page, html, query_params, redirect};
 use super::state::AppState;
 use crate::model::Secret;
+use crate::oauth::OAuthError;
 use crate::oauth::authorize::{AuthorizeError, AuthorizeRequest, SESSION_TTL_SECS};
-use crate::oauth::{OAuthError, Params};
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -32,9 +32,9 @@ pub async fn authorize(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let params = match Params::parse(query.unwrap_or_default().as_bytes()) {
+    let params = match query_params(query) {
         Ok(p) => p,
-        Err(e) => return error_page(StatusCode::BAD_REQUEST, "Invalid request", &e.description()),
+        Err(page) => return *page,
     };
     let request = match s.oauth.check_authorize(&params).await {
         Ok(r) => r,

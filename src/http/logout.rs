@@ -9,7 +9,7 @@ use axum::response::Response;
 
 use super::cookies::cookie;
 use super::extract::OAuthForm;
-use super::pages::{authorize_error, error_page, html, redirect};
+use super::pages::{authorize_error, error_page, html, query_params, redirect};
 use super::state::AppState;
 use crate::oauth::Params;
 use crate::oauth::authorize::AuthorizeError;
@@ -33,9 +33,9 @@ pub async fn logout(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let params = match Params::parse(query.unwrap_or_default().as_bytes()) {
+    let params = match query_params(query) {
         Ok(p) => p,
-        Err(e) => return error_page(StatusCode::BAD_REQUEST, "Invalid request", &e.description()),
+        Err(page) => return *page,
     };
     rp_initiated_logout(s, headers, params, false).await
 }

@@ -39,6 +39,17 @@ pub async fn stylesheet() -> impl IntoResponse {
     )
 }
 
+/// The parameters of a GET page's query string, or the error page for a malformed one.
+pub fn query_params(query: Option<String>) -> Result<crate::oauth::Params, Box<Response>> {
+    crate::oauth::Params::parse(query.unwrap_or_default().as_bytes()).map_err(|e| {
+        Box::new(error_page(
+            StatusCode::BAD_REQUEST,
+            "Invalid request",
+            &e.description(),
+        ))
+    })
+}
+
 /// The page (or redirect) for an authorization or logout error.
 pub fn authorize_error(s: &AppState, e: AuthorizeError) -> Response {
     match e {

@@ -138,6 +138,31 @@ const INSERT_TOKEN: &str =
 const REVOKE_FAMILY: &str =
     "update refresh_families set revoked_at = $1 where id = $2 and revoked_at is null";
 
+/// Runs a revoking statement on the writer — unless a test armed a fault at
+/// [`Point::Revocation`]: then its COMMIT fails (the statement runs in a transaction that is
+/// rolled back), or the connection is "lost" after it.
+macro_rules! revocation {
+    ($store:expr, $query:expr) => {{
+        let fault = $store.faults.take(Point::Revocation);
+        on_pool!(write $store, |p| {
+            let query = $query;
+            if fault == Some(Fault::FailCommit) {
+                let mut tx = p.begin().await?;
+                query.execute(&mut *tx).await?;
+                tx.rollback().await?;
+                return Err(faults::injected("the COMMIT of a revocation failed"));
+            }
+            query.execute(p).await.map(|_| ())
+        })?;
+        if fault == Some(Fault::LoseConnectionAfterCommit) {
+            return Err(faults::injected(
+                "connection lost after a revocation's COMMIT",
+            ));
+        }
+        Ok(())
+    }};
+}
+
 /// Rotations, batched (see `store::batch`): each answers for itself.
 #[derive(Clone)]
 pub(super) struct Rotations(
@@ -449,49 +474,20 @@ impl Store {
 
     /// Revokes a family (RFC 7009 §2.1: revoking a refresh token revokes its family).
     pub async fn revoke_refresh_family(&self, family_id: &str, now: i64) -> Result<(), StoreError> {
-        let fault = self.faults.take(Point::Revocation);
-        on_pool!(write self, |p| {
-            let query = sqlx::query(REVOKE_FAMILY).bind(now).bind(family_id);
-            if fault == Some(Fault::FailCommit) {
-                let mut tx = p.begin().await?;
-                query.execute(&mut *tx).await?;
-                tx.rollback().await?;
-                return Err(faults::injected("the COMMIT of a revocation failed"));
-            }
-            query.execute(p).await.map(|_| ())
-        })?;
-        if fault == Some(Fault::LoseConnectionAfterCommit) {
-            return Err(faults::injected(
-                "connection lost after a revocation's COMMIT",
-            ));
-        }
-        Ok(())
+        revocation!(self, sqlx::query(REVOKE_FAMILY).bind(now).bind(family_id))
     }
 
     /// Records a revoked access token until it expires anyway.
     pub async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
-        let fault = self.faults.take(Point::Revocation);
-        on_pool!(write self, |p| {
-            let query = sqlx::query(
+        revocation!(
+            self,
+            sqlx::query(
                 "insert into revoked_access_tokens (jti, expires_at) values ($1, $2) \
                  on conflict (jti) do nothing",
             )
             .bind(jti)
-            .bind(expires_at);
-            if fault == Some(Fault::FailCommit) {
-                let mut tx = p.begin().await?;
-                query.execute(&mut *tx).await?;
-                tx.rollback().await?;
-                return Err(faults::injected("the COMMIT of a revocation failed"));
-            }
-            query.execute(p).await.map(|_| ())
-        })?;
-        if fault == Some(Fault::LoseConnectionAfterCommit) {
-            return Err(faults::injected(
-                "connection lost after a revocation's COMMIT",
-            ));
-        }
-        Ok(())
+            .bind(expires_at)
+        )
     }
 
     /// Revoked access tokens that have not expired yet, as (jti, exp).

@@ -83,10 +83,7 @@ async fn refresh_rotates_and_a_replay_revokes_the_whole_family() {
         (status, body["error"].as_str().unwrap()),
         (400, "invalid_grant")
     );
-    assert_eq!(
-        app.api.as_client(APP, APP_SECRET).introspect(&r2).await,
-        inactive()
-    );
+    assert_eq!(client(&app).introspect(&r2).await, inactive());
 
     // Only digests are stored.
     let stored = app.store.refresh_record(&r2).await.unwrap();
@@ -219,13 +216,7 @@ async fn a_replay_ends_the_access_tokens_of_its_session_too() {
     // endpoints too.
     assert_eq!(app.userinfo(&access).await.status(), 401);
     assert_eq!(app.userinfo(&newer_access).await.status(), 401);
-    assert_eq!(
-        app.api
-            .as_client(APP, APP_SECRET)
-            .introspect(&newer_access)
-            .await,
-        inactive()
-    );
+    assert_eq!(client(&app).introspect(&newer_access).await, inactive());
 }
 
 #[tokio::test]
@@ -439,7 +430,7 @@ async fn introspection_answers_for_live_expired_revoked_garbage_and_foreign_toke
     let access = body["access_token"].as_str().unwrap().to_owned();
     let refresh_token = field(&body, "refresh_token");
 
-    let live = app.api.as_client(APP, APP_SECRET).introspect(&access).await;
+    let live = client(&app).introspect(&access).await;
     assert_eq!(live["active"], true);
     assert_eq!(live["scope"], "items:read openid");
     assert_eq!(live["client_id"], APP);
@@ -487,23 +478,13 @@ async fn introspection_answers_for_live_expired_revoked_garbage_and_foreign_toke
 
     // Garbage, and a token of another ferrid (another issuer, another key).
     for junk in ["garbage", "a.b.c", "eyJhbGciOiJub25lIn0.e30."] {
-        assert_eq!(
-            app.api.as_client(APP, APP_SECRET).introspect(junk).await,
-            inactive()
-        );
+        assert_eq!(client(&app).introspect(junk).await, inactive());
     }
     // Rotated away (its family still live): inactive, and the successor is active.
     let (_, next) = client(&app).refresh(&refresh_token, None).await;
+    assert_eq!(client(&app).introspect(&refresh_token).await, inactive());
     assert_eq!(
-        app.api
-            .as_client(APP, APP_SECRET)
-            .introspect(&refresh_token)
-            .await,
-        inactive()
-    );
-    assert_eq!(
-        app.api
-            .as_client(APP, APP_SECRET)
+        client(&app)
             .introspect(&field(&next, "refresh_token"))
             .await["active"],
         true
@@ -517,26 +498,15 @@ async fn introspection_answers_for_live_expired_revoked_garbage_and_foreign_toke
         inactive()
     );
     assert_eq!(
-        app.api
-            .as_client(APP, APP_SECRET)
+        client(&app)
             .introspect(&field(&foreign, "refresh_token"))
             .await,
         inactive()
     );
 
     // Revoked.
-    assert_eq!(
-        app.api
-            .as_client(APP, APP_SECRET)
-            .revoke(&access)
-            .await
-            .status(),
-        200
-    );
-    assert_eq!(
-        app.api.as_client(APP, APP_SECRET).introspect(&access).await,
-        inactive()
-    );
+    assert_eq!(client(&app).revoke(&access).await.status(), 200);
+    assert_eq!(client(&app).introspect(&access).await, inactive());
 
     // Expired.
     let fresh = login(&app, "openid").await["access_token"]
@@ -544,10 +514,7 @@ async fn introspection_answers_for_live_expired_revoked_garbage_and_foreign_toke
         .unwrap()
         .to_owned();
     app.clock.advance(901);
-    assert_eq!(
-        app.api.as_client(APP, APP_SECRET).introspect(&fresh).await,
-        inactive()
-    );
+    assert_eq!(client(&app).introspect(&fresh).await, inactive());
 
     // Wrong client credentials: 401, and no answer about the token.
     let res = app
@@ -627,22 +594,9 @@ async fn revocation_of_refresh_and_access_tokens() {
     let current = field(&second, "refresh_token");
 
     // Revoking the current refresh token revokes its family.
-    assert_eq!(
-        app.api
-            .as_client(APP, APP_SECRET)
-            .revoke(&current)
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(client(&app).revoke(&current).await.status(), 200);
     assert_eq!(client(&app).refresh(&current, None).await.0, 400);
-    assert_eq!(
-        app.api
-            .as_client(APP, APP_SECRET)
-            .introspect(&current)
-            .await,
-        inactive()
-    );
+    assert_eq!(client(&app).introspect(&current).await, inactive());
 
     // ...and ends the access tokens of that session at ferrid's own endpoints.
     let session_access = second["access_token"].as_str().unwrap();
@@ -654,20 +608,13 @@ async fn revocation_of_refresh_and_access_tokens() {
         .unwrap()
         .to_owned();
     assert_eq!(app.userinfo(&access).await.status(), 200);
-    let res = app.api.as_client(APP, APP_SECRET).revoke(&access).await;
+    let res = client(&app).revoke(&access).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["cache-control"], "no-store");
     assert_eq!(app.userinfo(&access).await.status(), 401);
 
     // Unknown tokens: 200 (RFC 7009 §2.2).
-    assert_eq!(
-        app.api
-            .as_client(APP, APP_SECRET)
-            .revoke("no-such-token")
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(client(&app).revoke("no-such-token").await.status(), 200);
     // Another client's token: refused.
     let other = login(&app, "openid").await;
     let res = app
@@ -702,14 +649,7 @@ async fn expired_tokens_and_revocations_are_purged() {
     let body = login(&app, "openid").await;
     let access = body["access_token"].as_str().unwrap().to_owned();
     let token = field(&body, "refresh_token");
-    assert_eq!(
-        app.api
-            .as_client(APP, APP_SECRET)
-            .revoke(&access)
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(client(&app).revoke(&access).await.status(), 200);
     let now = app.clock.now();
     assert_eq!(
         app.store.purge_expired(now).await.unwrap(),

@@ -165,14 +165,7 @@ async fn tokens_without_refresh_end_with_a_password_change_a_disable_or_their_cl
 /// refresh family and the access tokens naming it.
 #[tokio::test]
 async fn a_login_that_raced_a_password_change_leaves_nothing_alive() {
-    let app = authorize::spawn().await;
-    app.add_client(
-        APP,
-        Some(APP_SECRET),
-        &["password", "refresh_token"],
-        "openid",
-    )
-    .await;
+    let app = spawn_with_refresh().await;
     // The login reads the user (and would check the password now) …
     let user = app.store.user_by_username(USER).await.unwrap().unwrap();
     // … while the owner changes it …
@@ -651,6 +644,19 @@ async fn spawn_with_refresh() -> TestApp {
     app
 }
 
+/// Signs in through the login page for a code, arms `fault` at its redemption, and exchanges
+/// the code twice: the two statuses.
+#[cfg(debug_assertions)]
+async fn exchange_twice_with(app: &TestApp, fault: Fault) -> (u16, u16) {
+    let (url, verifier) = authorize_url(app, RP, &[]);
+    let mut browser = Browser::new();
+    let code = code_for(app, &mut browser, &url).await;
+    app.store.faults().arm(Point::CodeRedemption, fault);
+    let (first, _) = exchange(app, (RP, Some(RP_SECRET)), &code, Some(&verifier)).await;
+    let (second, _) = exchange(app, (RP, Some(RP_SECRET)), &code, Some(&verifier)).await;
+    (first, second)
+}
+
 /// Item 9: a COMMIT that fails is never answered as a success, and nothing of it is kept —
 /// for a refresh rotation, a code redemption and a revocation.
 #[cfg(debug_assertions)] // faults can be armed in debug builds only
@@ -679,14 +685,11 @@ async fn a_failed_commit_is_never_answered_as_a_success() {
     let (status, _) = app_client(&app).refresh(&second, None).await;
     assert_eq!(status, 200, "the revocation was not committed");
 
-    let (url, verifier) = authorize_url(&app, RP, &[]);
-    let mut browser = Browser::new();
-    let code = code_for(&app, &mut browser, &url).await;
-    faults.arm(Point::CodeRedemption, Fault::FailCommit);
-    let (status, _) = exchange(&app, (RP, Some(RP_SECRET)), &code, Some(&verifier)).await;
-    assert_eq!(status, 503);
-    let (status, body) = exchange(&app, (RP, Some(RP_SECRET)), &code, Some(&verifier)).await;
-    assert_eq!(status, 200, "the code was not spent: {body}");
+    assert_eq!(
+        exchange_twice_with(&app, Fault::FailCommit).await,
+        (503, 200),
+        "the code was not spent"
+    );
 }
 
 /// Item 9: a change committed whose answer was lost (the connection dropped just after the
@@ -730,14 +733,11 @@ async fn a_commit_whose_answer_was_lost_behaves_as_documented() {
         "and a retry is answered"
     );
 
-    let (url, verifier) = authorize_url(&app, RP, &[]);
-    let mut browser = Browser::new();
-    let code = code_for(&app, &mut browser, &url).await;
-    faults.arm(Point::CodeRedemption, Fault::LoseConnectionAfterCommit);
-    let (status, _) = exchange(&app, (RP, Some(RP_SECRET)), &code, Some(&verifier)).await;
-    assert_eq!(status, 503);
-    let (status, _) = exchange(&app, (RP, Some(RP_SECRET)), &code, Some(&verifier)).await;
-    assert_eq!(status, 400, "the code was spent");
+    assert_eq!(
+        exchange_twice_with(&app, Fault::LoseConnectionAfterCommit).await,
+        (503, 400),
+        "the code was spent"
+    );
 }
 
 /// Item 9: SQLite runs in WAL with synchronous=FULL (2), so a commit that was answered has
