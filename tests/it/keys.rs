@@ -4,15 +4,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{Server, TestApp, ferrid_cli, kid_of, kids, stderr, stdout};
+use crate::support::{Server, TestApp, ferrid_cli, field, kid_of, kids, stderr, stdout};
 
 #[tokio::test]
 async fn rotation_reaches_a_running_server_and_old_tokens_keep_working() {
     let app = TestApp::spawn().await;
-    let old_token = app.login("openid").await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let old_token = field(&app.login("openid").await, "access_token");
     let old_kid = kid_of(&old_token);
     let jwks_before = app.http.get(app.url("/jwks.json")).send().await.unwrap();
     let etag_before = jwks_before.headers()["etag"].to_str().unwrap().to_owned();
@@ -40,10 +37,7 @@ async fn rotation_reaches_a_running_server_and_old_tokens_keep_working() {
         .unwrap();
     assert_eq!(jwks_after.status(), 200, "a new key set has a new ETag");
 
-    let new_token = app.login("openid").await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let new_token = field(&app.login("openid").await, "access_token");
     assert_eq!(kid_of(&new_token), new_kid);
     assert_eq!(
         app.userinfo(&old_token).await.status(),
@@ -141,10 +135,7 @@ async fn keys_and_data_survive_a_restart() {
     .await;
     app.add_user(crate::support::USER, crate::support::PASSWORD, "")
         .await;
-    let token = app.login("openid profile").await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = field(&app.login("openid profile").await, "access_token");
     let jwks = app.get_json("/jwks.json").await;
     let dir = app.stop().await;
 

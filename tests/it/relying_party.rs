@@ -10,7 +10,7 @@ use openidconnect::{
 };
 use serde_json::Value;
 
-use crate::support::{CLIENT, CLIENT_SECRET, PASSWORD, TestApp, USER};
+use crate::support::{CLIENT, CLIENT_SECRET, PASSWORD, TestApp, USER, field};
 
 #[tokio::test]
 async fn an_openidconnect_relying_party_logs_in_validates_the_id_token_and_refreshes() {
@@ -125,10 +125,7 @@ const RP: &str = "relying-party";
 #[tokio::test]
 async fn a_resource_server_verifies_access_tokens_with_only_the_jwks() {
     let app = TestApp::spawn().await;
-    let token = app.login("openid items:read").await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = field(&app.login("openid items:read").await, "access_token");
 
     // What a resource server does: fetch the JWKS once, pick the key by kid, check
     // typ (RFC 9068 §4), iss, aud, exp.

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, at_header, insecure_claims, kid_of, signing_key_pem};
+use crate::support::{TestApp, at_header, field, insecure_claims, kid_of, signing_key_pem};
 
 async fn refused(app: &TestApp, token: &str) -> (u16, String) {
     let res = app.userinfo(token).await;
@@ -42,10 +42,7 @@ async fn userinfo_returns_the_claims_of_the_granted_scopes() {
     assert_eq!(info["email_verified"], true);
 
     // POST works the same; scopes limit the claims.
-    let token = app.login("openid").await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = field(&app.login("openid").await, "access_token");
     let res = app
         .http
         .post(app.url("/userinfo"))
@@ -69,10 +66,7 @@ async fn no_token_gets_a_bare_challenge_and_a_token_without_openid_is_insufficie
         "RFC 6750 §3.1: no error code without a token"
     );
 
-    let token = app.login("items:read").await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = field(&app.login("items:read").await, "access_token");
     let res = app.userinfo(&token).await;
     assert_eq!(res.status(), 403);
     let www = res.headers()["www-authenticate"].to_str().unwrap();
@@ -159,10 +153,7 @@ async fn forged_tampered_foreign_and_expired_tokens_are_invalid_token() {
 #[tokio::test]
 async fn a_disabled_users_tokens_stop_working_at_userinfo() {
     let app = TestApp::spawn().await;
-    let token = app.login("openid").await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = field(&app.login("openid").await, "access_token");
     app.store
         .set_user_disabled("ada", true, app.clock.now())
         .await
