@@ -10,8 +10,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
 use super::error::no_store;
-use crate::model::Secret;
-use crate::oauth::client_auth::parse_basic;
+use crate::oauth::client_auth::{BasicCredentials, parse_basic};
 use crate::oauth::{BearerError, OAuthError, Params};
 
 /// The form body of an OAuth endpoint (RFC 6749 §3.2): `application/x-www-form-urlencoded`
@@ -61,7 +60,7 @@ fn body_rejection(e: BytesRejection) -> Response {
 }
 
 /// The client credentials of an `Authorization: Basic` header, if one was sent.
-pub struct BasicAuth(pub Option<(String, Secret)>);
+pub struct BasicAuth(pub Option<BasicCredentials>);
 
 impl<S: Send + Sync> FromRequestParts<S> for BasicAuth {
     type Rejection = OAuthError;

@@ -23,7 +23,7 @@ pub async fn token(
 }
 
 fn client_auth(
-    basic: Option<(String, crate::model::Secret)>,
+    basic: Option<crate::oauth::client_auth::BasicCredentials>,
     params: &Params,
 ) -> Result<ClientAuth, OAuthError> {
     ClientAuth::from_parts(basic, params.get("client_id"), params.get("client_secret"))

@@ -9,11 +9,27 @@ use crate::model::{Client, Secret};
 use crate::store::Store;
 use crate::tokens::opaque::{random_token, sha256_hex};
 
+/// The credentials of an `Authorization: Basic` header.
+#[derive(Debug)]
+pub struct BasicCredentials {
+    pub client_id: String,
+    /// The secret, form-decoded as RFC 6749 §2.3.1 says.
+    pub secret: Secret,
+    /// The secret exactly as sent, when form-decoding changed it: many clients (Python
+    /// requests' `HTTPBasicAuth`, most HTTP libraries) do not form-encode, so a secret with
+    /// `+` or `%` would otherwise fail.
+    pub as_sent: Option<Secret>,
+}
+
 /// How the client presented itself.
 #[derive(Debug)]
 pub enum ClientAuth {
-    /// `Authorization: Basic` (client_secret_basic).
-    Basic { client_id: String, secret: Secret },
+    /// `Authorization: Basic` (client_secret_basic); `as_sent` as in [`BasicCredentials`].
+    Basic {
+        client_id: String,
+        secret: Secret,
+        as_sent: Option<Secret>,
+    },
     /// `client_id` and `client_secret` in the form body (client_secret_post).
     Post { client_id: String, secret: Secret },
     /// `client_id` only: a public client (`none`).
@@ -24,7 +40,7 @@ impl ClientAuth {
     /// Combines the Basic header (if any) with the form's `client_id` / `client_secret`.
     /// RFC 6749 §2.3: a client MUST NOT use more than one authentication method per request.
     pub fn from_parts(
-        basic: Option<(String, Secret)>,
+        basic: Option<BasicCredentials>,
         form_client_id: Option<&str>,
         form_secret: Option<&str>,
     ) -> Result<Self, OAuthError> {
@@ -32,12 +48,16 @@ impl ClientAuth {
             (Some(_), _, Some(_)) => Err(OAuthError::invalid_request(
                 "client credentials were sent both in the Authorization header and in the body; use one",
             )),
-            (Some((id, _)), Some(form_id), None) if form_id != id => {
+            (Some(basic), Some(form_id), None) if form_id != basic.client_id => {
                 Err(OAuthError::invalid_request(
                     "client_id in the body differs from the one in the Authorization header",
                 ))
             }
-            (Some((client_id, secret)), _, None) => Ok(ClientAuth::Basic { client_id, secret }),
+            (Some(basic), _, None) => Ok(ClientAuth::Basic {
+                client_id: basic.client_id,
+                secret: basic.secret,
+                as_sent: basic.as_sent,
+            }),
             (None, Some(id), Some(secret)) => Ok(ClientAuth::Post {
                 client_id: id.to_owned(),
                 secret: Secret::new(secret),
@@ -62,7 +82,7 @@ impl ClientAuth {
 /// Parses `Authorization: Basic base64(client_id ":" client_secret)`, where both parts are
 /// application/x-www-form-urlencoded before encoding (RFC 6749 §2.3.1). `None` when the
 /// header is another scheme; `Err(InvalidClient)` when it is Basic but malformed.
-pub fn parse_basic(header: &str) -> Result<Option<(String, Secret)>, OAuthError> {
+pub fn parse_basic(header: &str) -> Result<Option<BasicCredentials>, OAuthError> {
     let Some((scheme, rest)) = header.split_once(' ') else {
         return Ok(None);
     };
@@ -73,12 +93,18 @@ pub fn parse_basic(header: &str) -> Result<Option<(String, Secret)>, OAuthError>
         .decode(rest.trim())
         .map_err(|_| OAuthError::InvalidClient)?;
     let decoded = String::from_utf8(decoded).map_err(|_| OAuthError::InvalidClient)?;
-    let (id, secret) = decoded.split_once(':').ok_or(OAuthError::InvalidClient)?;
+    let (id, raw_secret) = decoded.split_once(':').ok_or(OAuthError::InvalidClient)?;
     let id = form_decode(id);
     if id.is_empty() {
         return Err(OAuthError::InvalidClient);
     }
-    Ok(Some((id, Secret::new(form_decode(secret)))))
+    let secret = form_decode(raw_secret);
+    let as_sent = (secret != raw_secret).then(|| Secret::new(raw_secret));
+    Ok(Some(BasicCredentials {
+        client_id: id,
+        secret: Secret::new(secret),
+        as_sent,
+    }))
 }
 
 fn form_decode(s: &str) -> String {
@@ -95,18 +121,29 @@ pub async fn authenticate(store: &Store, auth: &ClientAuth) -> Result<Client, OA
         .client(auth.client_id())
         .await
         .map_err(OAuthError::from)?;
-    let presented = match auth {
-        ClientAuth::Basic { secret, .. } | ClientAuth::Post { secret, .. } => Some(secret),
-        ClientAuth::Public { .. } => None,
+    let (presented, as_sent) = match auth {
+        ClientAuth::Basic {
+            secret, as_sent, ..
+        } => (Some(secret), as_sent.as_ref()),
+        ClientAuth::Post { secret, .. } => (Some(secret), None),
+        ClientAuth::Public { .. } => (None, None),
     };
     // Hash even when there is no client, so both paths do the same work.
     let presented_hash = presented.map(|s| hash_client_secret(s.expose()));
+    let as_sent_hash = as_sent.map(|s| hash_client_secret(s.expose()));
     let Some(client) = client else {
         return Err(OAuthError::InvalidClient);
     };
     match (&client.secret_hash, presented_hash) {
+        // The decoded secret, or the one as sent (see `BasicCredentials::as_sent`): both
+        // compared in constant time, whichever matches.
         (Some(stored), Some(presented))
-            if bool::from(stored.as_bytes().ct_eq(presented.as_bytes())) =>
+            if bool::from(
+                stored.as_bytes().ct_eq(presented.as_bytes())
+                    | as_sent_hash.as_ref().map_or(subtle::Choice::from(0), |h| {
+                        stored.as_bytes().ct_eq(h.as_bytes())
+                    }),
+            ) =>
         {
             Ok(client)
         }
@@ -137,10 +174,13 @@ mod tests {
     }
 
     #[test]
-    fn basic_credentials_are_form_decoded() {
-        let (id, secret) = parse_basic(&basic("my%20app:s%3Ae+cret")).unwrap().unwrap();
-        assert_eq!(id, "my app");
-        assert_eq!(secret.expose(), "s:e cret");
+    fn basic_credentials_are_form_decoded_and_kept_as_sent_when_that_differs() {
+        let got = parse_basic(&basic("my%20app:s%3Ae+cret")).unwrap().unwrap();
+        assert_eq!(got.client_id, "my app");
+        assert_eq!(got.secret.expose(), "s:e cret");
+        assert_eq!(got.as_sent.unwrap().expose(), "s%3Ae+cret");
+        let plain = parse_basic(&basic("app:plain-secret")).unwrap().unwrap();
+        assert!(plain.as_sent.is_none(), "nothing to fall back to");
         assert!(parse_basic("Bearer abc").unwrap().is_none());
         assert!(parse_basic("basic !!!").is_err());
         assert!(parse_basic(&basic("no-colon")).is_err());
@@ -149,7 +189,13 @@ mod tests {
 
     #[test]
     fn one_authentication_method_per_request() {
-        let b = || Some(("app".to_owned(), Secret::new("s")));
+        let b = || {
+            Some(BasicCredentials {
+                client_id: "app".to_owned(),
+                secret: Secret::new("s"),
+                as_sent: None,
+            })
+        };
         assert!(matches!(
             ClientAuth::from_parts(b(), None, Some("s")),
             Err(OAuthError::InvalidRequest(_))
@@ -198,9 +244,9 @@ mod tests {
         fn basic_credentials_round_trip(id in "\\PC{1,40}", secret in "\\PC{0,60}") {
             let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
             let header = format!("Basic {}", STANDARD.encode(format!("{}:{}", enc(&id), enc(&secret))));
-            let (got_id, got_secret) = parse_basic(&header).unwrap().unwrap();
-            proptest::prop_assert_eq!(got_id, id);
-            proptest::prop_assert_eq!(got_secret.expose(), secret.as_str());
+            let got = parse_basic(&header).unwrap().unwrap();
+            proptest::prop_assert_eq!(got.client_id, id);
+            proptest::prop_assert_eq!(got.secret.expose(), secret.as_str());
         }
     }
 }

@@ -462,3 +462,29 @@ async fn failed_logins_are_answered_no_sooner_than_the_floor() {
         );
     }
 }
+
+/// RFC 6749 §2.3.1 form-encodes id and secret before Base64, but many clients (Python
+/// requests' `HTTPBasicAuth`, curl `-u`) send them as they are: a secret with `+` or `%`
+/// works either way, and a wrong one still fails.
+#[tokio::test]
+async fn client_secret_basic_accepts_the_secret_encoded_or_as_is() {
+    let app = TestApp::spawn().await;
+    let secret = "with+plus and %2B percent:colon-0123456789abcdef";
+    app.add_client("raw", Some(secret), &["password"], "openid")
+        .await;
+    app.add_user("grace", PASSWORD, "").await;
+    let form = password("grace", PASSWORD);
+    let encoded: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    for (how, sent, status) in [
+        ("as is (reqwest, like Python requests)", secret, 200),
+        ("form-encoded (RFC 6749 §2.3.1)", encoded.as_str(), 200),
+        (
+            "wrong",
+            "with plus and + percent:colon-0123456789abcdef",
+            401,
+        ),
+    ] {
+        let res = app.token(&form, Some(("raw", sent))).await;
+        assert_eq!(res.status(), status, "{how}");
+    }
+}

@@ -345,6 +345,7 @@ mod tests {
         let auth = ClientAuth::Basic {
             client_id: client.into(),
             secret: Secret::new(SECRET),
+            as_sent: None,
         };
         let params = Params::parse(form.as_bytes()).unwrap();
         f.oauth.token(auth, &params, None, NOW).await
