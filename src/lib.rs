@@ -13,8 +13,8 @@
 //!   protocol       ╲──────────▶  oauth   (grants, client auth, scopes, sessions, throttle;
 //!                                   │     no HTTP, no SQL; time is a parameter)
 //!   crypto/data    tokens (keys, JWKS, JWS)   store (sqlx; the only SQL)   password (argon2)
-//!   leaves         model (plain types, parsing rules)   config   clock   digest   metrics
-//!                  telemetry
+//!   leaves         model (plain types, parsing rules)   clock   digest   metrics   telemetry
+//!   (config parses flags into the types of password and oauth::throttle: an adapter's part)
 //! ```
 //!
 //! # One request's path: `POST /token` with the password grant

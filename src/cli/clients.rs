@@ -8,7 +8,7 @@ use crate::clock::Clock;
 use crate::config::StorageArgs;
 use crate::model::{
     Client, ClientId, ClientRegistration, GrantType, InvalidClient, MIN_CLIENT_SECRET_CHARS,
-    RedirectUri, RedirectUriPolicy, ScopeSet, Secret,
+    RedirectUri, RedirectUriPolicy, ScopeSet, Secret, check_client_shape,
 };
 use crate::oauth::client_auth;
 use crate::store::{Store, StoreError};
@@ -78,9 +78,7 @@ async fn client_command(cmd: ClientCommand, store: &Store) -> anyhow::Result<()>
                 .map(|g| g.parse::<GrantType>())
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| anyhow::anyhow!("--grant-type: {e}"))?;
-            if public && secret_stdin {
-                bail!("a public client has no secret; drop --public or --secret-stdin");
-            }
+            // The rules that do not need the secret, before any is read.
             let policy = RedirectUriPolicy {
                 allow_http_anywhere: dev_allow_http_redirect_uri,
             };
@@ -89,6 +87,10 @@ async fn client_command(cmd: ClientCommand, store: &Store) -> anyhow::Result<()>
                 .map(|uri| RedirectUri::parse(uri, policy))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| anyhow::anyhow!("--redirect-uri {e}"))?;
+            check_client_shape(public, &grant_types, &redirect_uris).map_err(in_flag_words)?;
+            if public && secret_stdin {
+                bail!("a public client has no secret; drop --public or --secret-stdin");
+            }
             let scopes = if scopes.is_empty() {
                 ScopeSet::parse("openid profile email")?
             } else {
@@ -107,25 +109,8 @@ async fn client_command(cmd: ClientCommand, store: &Store) -> anyhow::Result<()>
                 redirect_uris,
                 audiences,
             };
-            let client = Client::register(registration, Clock::system().now()).map_err(|e| {
-                match e {
-                    // The flags' words for the rules' words.
-                    InvalidClient::PublicClientCredentials => anyhow::anyhow!(
-                        "a public client cannot use client_credentials; drop --public or that grant"
-                    ),
-                    InvalidClient::CodeWithoutRedirectUri => anyhow::anyhow!(
-                        "the authorization_code grant needs at least one --redirect-uri (where \
-                         the browser returns with the code; also accepted as \
-                         post_logout_redirect_uri)"
-                    ),
-                    InvalidClient::WeakSecret => anyhow::anyhow!(
-                        "a client secret must have at least {MIN_CLIENT_SECRET_CHARS} characters \
-                         (it is stored as a SHA-256 digest, which is safe only for random \
-                         secrets); leave out --secret-stdin to have one generated"
-                    ),
-                    other => anyhow::anyhow!("{other}"),
-                }
-            })?;
+            let client =
+                Client::register(registration, Clock::system().now()).map_err(in_flag_words)?;
             match store.insert_client(&client).await {
                 Ok(()) => {}
                 Err(StoreError::Conflict) => bail!("a client with id {client_id:?} exists already"),
@@ -188,4 +173,23 @@ async fn client_command(cmd: ClientCommand, store: &Store) -> anyhow::Result<()>
         }
     }
     Ok(())
+}
+
+/// A registration rule's error in the words of the flags.
+fn in_flag_words(e: InvalidClient) -> anyhow::Error {
+    match e {
+        InvalidClient::PublicClientCredentials => anyhow::anyhow!(
+            "a public client cannot use client_credentials; drop --public or that grant"
+        ),
+        InvalidClient::CodeWithoutRedirectUri => anyhow::anyhow!(
+            "the authorization_code grant needs at least one --redirect-uri (where the browser \
+             returns with the code; also accepted as post_logout_redirect_uri)"
+        ),
+        InvalidClient::WeakSecret => anyhow::anyhow!(
+            "a client secret must have at least {MIN_CLIENT_SECRET_CHARS} characters (it is \
+             stored as a SHA-256 digest, which is safe only for random secrets); leave out \
+             --secret-stdin to have one generated"
+        ),
+        InvalidClient::NoGrantType => anyhow::anyhow!("give at least one --grant-type"),
+    }
 }

@@ -35,7 +35,7 @@ pub async fn introspect(
     OAuthForm(params): OAuthForm,
 ) -> Result<Response, OAuthError> {
     let auth = client_auth(basic, &params)?;
-    let token = params.require("token")?;
+    let token = params.get("token");
     let answer = s
         .oauth
         .introspect(auth, token, params.get("token_type_hint"), s.clock.now())
@@ -49,7 +49,7 @@ pub async fn revoke(
     OAuthForm(params): OAuthForm,
 ) -> Result<Response, OAuthError> {
     let auth = client_auth(basic, &params)?;
-    let token = params.require("token")?;
+    let token = params.get("token");
     s.oauth
         .revoke(auth, token, params.get("token_type_hint"), s.clock.now())
         .await?;

@@ -79,20 +79,30 @@ pub enum InvalidClient {
     WeakSecret,
 }
 
+/// The rules of a registration that do not depend on the secret's value: a door that reads
+/// the secret interactively checks these first.
+pub fn check_client_shape(
+    public: bool,
+    grant_types: &[GrantType],
+    redirect_uris: &[RedirectUri],
+) -> Result<(), InvalidClient> {
+    if grant_types.is_empty() {
+        return Err(InvalidClient::NoGrantType);
+    }
+    if public && grant_types.contains(&GrantType::ClientCredentials) {
+        return Err(InvalidClient::PublicClientCredentials);
+    }
+    if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
+        return Err(InvalidClient::CodeWithoutRedirectUri);
+    }
+    Ok(())
+}
+
 impl Client {
     /// A client as registered at `now`, if the registration follows the rules; its secret
     /// is kept only as a digest.
     pub fn register(r: ClientRegistration, now: i64) -> Result<Client, InvalidClient> {
-        let public = r.secret.is_none();
-        if r.grant_types.is_empty() {
-            return Err(InvalidClient::NoGrantType);
-        }
-        if public && r.grant_types.contains(&GrantType::ClientCredentials) {
-            return Err(InvalidClient::PublicClientCredentials);
-        }
-        if r.grant_types.contains(&GrantType::AuthorizationCode) && r.redirect_uris.is_empty() {
-            return Err(InvalidClient::CodeWithoutRedirectUri);
-        }
+        check_client_shape(r.secret.is_none(), &r.grant_types, &r.redirect_uris)?;
         if r.secret
             .as_ref()
             .is_some_and(|s| s.expose().chars().count() < MIN_CLIENT_SECRET_CHARS)

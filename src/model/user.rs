@@ -37,7 +37,7 @@ impl Username {
 pub enum WeakPassword {
     #[error("the password must have at least {MIN_PASSWORD_CHARS} characters")]
     TooShort,
-    #[error("the password must be at most {} bytes", MAX_PASSWORD_BYTES)]
+    #[error("the password may be at most {} bytes long", MAX_PASSWORD_BYTES)]
     TooLong,
 }
 

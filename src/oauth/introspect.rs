@@ -50,11 +50,15 @@ impl OAuth {
     pub async fn introspect(
         &self,
         auth: ClientAuth,
-        token: &str,
+        token: Option<&str>,
         hint: Option<&str>,
         now: i64,
     ) -> Result<Introspection, OAuthError> {
+        // The client first (RFC 7662 §2.1): a caller that cannot authenticate learns nothing,
+        // not even that its request lacked a token.
         let client = &client_auth::authenticate(&self.store, &auth).await?;
+        let token =
+            token.ok_or_else(|| OAuthError::invalid_request("the token parameter is missing"))?;
         if client.is_public() {
             // §2.1: the endpoint requires client authentication; a public client has none.
             return Err(OAuthError::InvalidClient);

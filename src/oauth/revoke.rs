@@ -18,11 +18,14 @@ impl OAuth {
     pub async fn revoke(
         &self,
         auth: ClientAuth,
-        token: &str,
+        token: Option<&str>,
         hint: Option<&str>,
         now: i64,
     ) -> Result<(), OAuthError> {
+        // The client first (RFC 7009 §2.1).
         let client = &client_auth::authenticate(&self.store, &auth).await?;
+        let token =
+            token.ok_or_else(|| OAuthError::invalid_request("the token parameter is missing"))?;
         if hint == Some("access_token") {
             if !self.revoke_access(client, token, now).await? {
                 self.revoke_refresh(client, token, now).await?;

@@ -59,9 +59,9 @@ where
     K: Eq + Hash + Clone + Send + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    /// Starts the reading task (on the current tokio runtime). `read` gets distinct keys
-    /// and returns what it found, keyed; a key it does not return was not found. With a
-    /// `deadline`, a statement that takes longer answers its batch `Unavailable` and the
+    /// Starts the reading task (on the current tokio runtime). `read` gets distinct keys (the
+    /// last of them repeated up to a power of two) and returns what it found, keyed; a key
+    /// it does not return was not found. With a `deadline`, a statement that takes longer answers its batch `Unavailable` and the
     /// next batch starts (on another connection) instead of waiting behind it — for reads
     /// only: a write must not be answered before its outcome is known.
     pub(crate) fn spawn<F, Fut>(read: F, deadline: Option<std::time::Duration>) -> Self

@@ -869,3 +869,38 @@ async fn an_access_token_revoked_while_its_user_is_disabled_stays_revoked() {
     assert!(app.store.set_user_disabled(USER, false, now).await.unwrap());
     assert_eq!(app.userinfo(&access).await.status(), 401, "still revoked");
 }
+
+/// RFC 7662 §2.1, RFC 7009 §2.1: the client is authenticated before anything else is
+/// looked at — a caller with wrong credentials learns nothing, not even that it sent no token.
+#[tokio::test]
+async fn introspection_and_revocation_authenticate_the_client_first() {
+    let app = spawn().await;
+    for path in ["/introspect", "/revoke"] {
+        let res = app
+            .http
+            .post(app.url(path))
+            .basic_auth(APP, Some("wrong"))
+            .form(&[("token_type_hint", "access_token")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "{path}");
+        let res = app
+            .http
+            .post(app.url(path))
+            .basic_auth(APP, Some(APP_SECRET))
+            .form(&[("token_type_hint", "access_token")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            400,
+            "{path}: authenticated, then the missing token"
+        );
+        assert_eq!(
+            res.json::<Value>().await.unwrap()["error"],
+            "invalid_request"
+        );
+    }
+}

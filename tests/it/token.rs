@@ -90,7 +90,6 @@ async fn password_grant_issues_rfc_9068_access_and_oidc_id_tokens() {
     assert!(id.get("auth_time").is_some());
 }
 
-/// Decodes a JWT's claims without checking anything: only to look at what was issued.
 #[tokio::test]
 async fn no_id_token_without_openid_and_profile_claims_only_for_their_scopes() {
     let app = TestApp::spawn().await;

@@ -64,7 +64,11 @@ impl Api {
         let status = res.status().as_u16();
         // RFC 6749 §5.1, §5.2: no token response, nor error, is ever cached.
         assert_eq!(res.headers()["cache-control"], "no-store", "{status}");
-        Ok((status, res.json().await.unwrap_or(Value::Null)))
+        // A body cut off (the server died mid-answer) is an error like a refused connection.
+        let body = res.bytes().await?;
+        let json = serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {body:?}"));
+        Ok((status, json))
     }
 
     /// `POST /token` with `form`: status and JSON body.
