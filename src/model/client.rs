@@ -7,6 +7,12 @@ use super::{Client, GrantType, ScopeSet, Secret};
 /// safe only for random, long secrets; generated ones have 256 bits).
 pub const MIN_CLIENT_SECRET_CHARS: usize = 32;
 
+/// How a client secret is stored: hex SHA-256 (secrets are 256-bit random values, so a fast
+/// hash is enough, and clients are looked up by id, then compared in constant time).
+pub fn hash_client_secret(secret: &str) -> String {
+    crate::digest::sha256_hex(secret)
+}
+
 /// A client id: 1 to 128 RFC 3986 unreserved characters, so it needs no escaping anywhere
 /// (Basic credentials, URLs, logs), and never UUID-shaped.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,10 +120,7 @@ impl Client {
         grant_types.dedup();
         Ok(Client {
             id: r.id.0,
-            secret_hash: r
-                .secret
-                .as_ref()
-                .map(|s| crate::digest::sha256_hex(s.expose())),
+            secret_hash: r.secret.as_ref().map(|s| hash_client_secret(s.expose())),
             grant_types,
             scopes: r.scopes,
             redirect_uris: r

@@ -7,7 +7,7 @@ mod user;
 pub use client::{
     ClientId, ClientRegistration, InvalidClient, InvalidClientId, InvalidRedirectUri,
     MIN_CLIENT_SECRET_CHARS, RedirectUri, RedirectUriPolicy, check_client_shape,
-    is_usable_redirect_uri,
+    hash_client_secret, is_usable_redirect_uri,
 };
 pub use user::{
     InvalidUsername, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, Username, WeakPassword,

@@ -7,7 +7,7 @@ use subtle::ConstantTimeEq;
 use super::OAuthError;
 use crate::model::{Client, Secret};
 use crate::store::Store;
-use crate::tokens::opaque::{random_token, sha256_hex};
+use crate::tokens::opaque::random_token;
 
 /// The credentials of an `Authorization: Basic` header.
 #[derive(Debug)]
@@ -158,11 +158,7 @@ pub fn new_client_secret() -> anyhow::Result<Secret> {
     random_token().map(Secret::new)
 }
 
-/// Client secrets are 256-bit random values, so a fast hash is enough; stored as hex SHA-256
-/// (as `model::Client::register` stores them).
-pub fn hash_client_secret(secret: &str) -> String {
-    sha256_hex(secret)
-}
+pub use crate::model::hash_client_secret;
 
 #[cfg(test)]
 mod tests {

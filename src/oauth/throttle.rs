@@ -283,7 +283,11 @@ impl Throttle {
                 } else {
                     (local.failures, local.last)
                 };
-                let (db_failures, db_last) = shared.get(&hex(key)).copied().unwrap_or((0, 0));
+                let (db_failures, db_last) = if shared.is_empty() {
+                    (0, 0)
+                } else {
+                    shared.get(&hex(key)).copied().unwrap_or((0, 0))
+                };
                 let failures = local.0.max(u32::try_from(db_failures).unwrap_or(u32::MAX));
                 delay(self.rule(*kind), failures, local.1.max(db_last), now)
             })

@@ -195,27 +195,34 @@ pub struct NewUser {
     pub disabled: bool,
 }
 
-/// Ends everything a user's old security state made, in the caller's transaction: the user's
-/// refresh-token families are revoked and browser sessions deleted. (Each also carries the
-/// security version it was made under, so one made by a login that raced with the change is
-/// dead too.)
+/// Moves the security version of the user named `$username` on and ends everything the
+/// user's logins made, in the caller's transaction: refresh-token families are revoked and
+/// browser sessions deleted. (Each also carries the security version it was made under, so
+/// one made by a login that raced with the change is dead too.) Evaluates to the user's id,
+/// or returns `Ok(false)` from the caller when there is no such user.
 macro_rules! end_logins_of_user {
-    ($tx:expr, $user_id:expr, $now:expr) => {{
+    ($tx:expr, $username:expr, $now:expr) => {{
+        let id: Option<(String,)> = sqlx::query_as(BUMP_SECURITY_VERSION)
+            .bind($now)
+            .bind($username)
+            .fetch_optional(&mut *$tx)
+            .await?;
+        let Some((id,)) = id else { return Ok(false) };
         sqlx::query(
             "update refresh_families set revoked_at = $1 where user_id = $2 and revoked_at is null",
         )
         .bind($now)
-        .bind($user_id)
+        .bind(&id)
         .execute(&mut *$tx)
         .await?;
         sqlx::query("delete from sessions where user_id = $1")
-            .bind($user_id)
+            .bind(&id)
             .execute(&mut *$tx)
             .await?;
+        id
     }};
 }
 
-/// Moves a user's security version on (by username), returning the user's id.
 const BUMP_SECURITY_VERSION: &str = "update users set security_version = security_version + 1, \
      security_changed_at = $1, updated_at = $1 where username = $2 returning id";
 
@@ -328,18 +335,12 @@ impl Store {
     ) -> Result<bool, StoreError> {
         on_pool!(write self, |p| {
             let mut tx = p.begin().await?;
-            let id: Option<(String,)> = sqlx::query_as(BUMP_SECURITY_VERSION)
-                .bind(now)
-                .bind(username)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some((id,)) = id else { return Ok(false) };
+            let id = end_logins_of_user!(tx, username, now);
             sqlx::query("update users set password_hash = $1 where id = $2")
                 .bind(hash.expose())
                 .bind(&id)
                 .execute(&mut *tx)
                 .await?;
-            end_logins_of_user!(tx, &id, now);
             tx.commit().await?;
             Ok(true)
         })
@@ -380,13 +381,7 @@ impl Store {
         on_pool!(write self, |p| {
             let mut tx = p.begin().await?;
             if disabled {
-                let id: Option<(String,)> = sqlx::query_as(BUMP_SECURITY_VERSION)
-                    .bind(now)
-                    .bind(username)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let Some((id,)) = id else { return Ok(false) };
-                end_logins_of_user!(tx, &id, now);
+                end_logins_of_user!(tx, username, now);
             }
             let found = sqlx::query(
                 "update users set disabled = $1, updated_at = $2 where username = $3",

@@ -89,6 +89,14 @@ async fn a_password_change_a_disable_or_a_removal_ends_browser_sessions_for_good
     cli_ok(&app, &["user", "remove", USER], "");
     assert_eq!(browser.get(&url).await.status(), 200, "removed: no session");
     assert!(app.store.user_by_username(USER).await.unwrap().is_none());
+    // Removing again, or removing nobody, says so and changes nothing.
+    let again = ferrid_cli(app.dir.path(), &["user", "remove", USER], "");
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("no user named"),
+        "{}",
+        stderr(&again)
+    );
 }
 
 /// Item 2: user tokens of a client that does not refresh, and a client's own tokens, end
@@ -498,6 +506,19 @@ async fn only_safe_redirect_uris_can_be_registered() {
     assert!(
         !out.status.success(),
         "the development flag is for http only"
+    );
+
+    // A grant-type list that parses to nothing registers nothing.
+    let out = ferrid_cli(
+        app.dir.path(),
+        &["client", "add", "no-grant", "--grant-type", ","],
+        "",
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("at least one --grant-type"),
+        "{}",
+        stderr(&out)
     );
 
     // One stored by an earlier version, which did not check, is never redirected to.
