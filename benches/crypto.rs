@@ -45,6 +45,7 @@ fn tokens(c: &mut Criterion) {
         auth_time: claims.iat,
         at_hash: "kXaOVVyvbNhyxiAXgPy9xQ".into(),
         nonce: None,
+        sid: claims.sid.clone(),
         profile: ProfileClaims {
             name: Some("Alice Example".into()),
             preferred_username: Some("alice".into()),

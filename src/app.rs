@@ -184,6 +184,12 @@ impl App {
             self.state.clock.clone(),
             self.purge_interval,
         ));
+        let logouts = tokio::spawn(
+            self.state
+                .oauth
+                .clone()
+                .deliver_logout_tokens(self.state.clock.clone()),
+        );
         tracing::info!(issuer = self.issuer(), addr = %self.local_addr(), "ferrid is serving");
         http::serve::serve(
             self.listener,
@@ -194,6 +200,7 @@ impl App {
         .await;
         watcher.abort();
         purger.abort();
+        logouts.abort();
         Ok(())
     }
 }

@@ -30,6 +30,10 @@ pub struct Metrics {
     pub logins_throttled: AtomicU64,
     pub refresh_token_reuse: AtomicU64,
     pub authorization_code_reuse: AtomicU64,
+    /// Back-channel logout attempts: answered 2xx, failed (retried later), given up.
+    pub backchannel_delivered: AtomicU64,
+    pub backchannel_failed: AtomicU64,
+    pub backchannel_given_up: AtomicU64,
 }
 
 impl Metrics {
@@ -132,6 +136,19 @@ impl Metrics {
             "ferrid_token_reuse_total{{kind=\"authorization_code\"}} {}",
             load(&self.authorization_code_reuse)
         );
+        out.push_str("# HELP ferrid_backchannel_logout_deliveries_total Logout tokens POSTed to relying parties, by outcome (failed: retried later; given_up: after the last retry).\n");
+        out.push_str("# TYPE ferrid_backchannel_logout_deliveries_total counter\n");
+        for (outcome, counter) in [
+            ("delivered", &self.backchannel_delivered),
+            ("failed", &self.backchannel_failed),
+            ("given_up", &self.backchannel_given_up),
+        ] {
+            let _ = writeln!(
+                out,
+                "ferrid_backchannel_logout_deliveries_total{{outcome=\"{outcome}\"}} {}",
+                load(counter)
+            );
+        }
         out.push_str(
             "# HELP ferrid_password_hashing_queue Password checks running or waiting for a core.\n",
         );

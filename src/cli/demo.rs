@@ -24,9 +24,9 @@ pub(super) async fn seed(app: &App) -> anyhow::Result<String> {
         secret_hash: Some(client_auth::hash_client_secret(secret.expose())),
         grant_types: vec![GrantType::Password],
         scopes: ScopeSet::parse("openid profile email items:read")?,
-        redirect_uris: vec![],
-        audiences: vec![],
         created_at: now,
+        name: Some("Demo app".into()),
+        ..Client::default()
     };
     store.insert_client(&client).await?;
     let password: String = crate::tokens::opaque::random_token()?

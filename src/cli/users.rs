@@ -1,4 +1,4 @@
-//! `ferrid user …`: add, passwd, disable, enable, remove, list, import.
+//! `ferrid user …`: add, update, passwd, disable, enable, remove, list, import.
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +11,7 @@ use crate::clock::Clock;
 use crate::config::StorageArgs;
 use crate::model::{ScopeSet, Secret, Username};
 use crate::password;
-use crate::store::{NewUser, Store, StoreError};
+use crate::store::{NewUser, ProfileChanges, Store, StoreError};
 
 #[derive(Subcommand, Debug)]
 pub enum UserCommand {
@@ -26,9 +26,41 @@ pub enum UserCommand {
         /// A permission the user may be granted (repeat the flag for more).
         #[arg(long = "scope")]
         scopes: Vec<String>,
+        /// The email address has been verified (the `email_verified` claim).
+        #[arg(long)]
+        email_verified: bool,
         /// Create the account disabled.
         #[arg(long)]
         disabled: bool,
+    },
+    /// Change a user's profile or permissions. What is given replaces what is stored (a
+    /// list of --scope replaces the stored list); the rest is kept. Tokens already issued
+    /// keep their claims until they are refreshed.
+    Update {
+        username: String,
+        #[arg(long, conflicts_with = "no_email")]
+        email: Option<String>,
+        /// Remove the email address.
+        #[arg(long)]
+        no_email: bool,
+        /// Full name (the `name` claim).
+        #[arg(long, conflicts_with = "no_name")]
+        name: Option<String>,
+        /// Remove the full name.
+        #[arg(long)]
+        no_name: bool,
+        /// The email address has been verified.
+        #[arg(long, conflicts_with = "no_email_verified")]
+        email_verified: bool,
+        /// The email address has not been verified.
+        #[arg(long)]
+        no_email_verified: bool,
+        /// A permission the user may be granted (repeat for more; replaces the stored list).
+        #[arg(long = "scope", conflicts_with = "no_scope")]
+        scopes: Vec<String>,
+        /// Remove every permission.
+        #[arg(long)]
+        no_scope: bool,
     },
     /// Set a user's password; the new one is read from standard input (first line). Ends the
     /// user's sessions, refresh tokens and access tokens (at ferrid's own endpoints).
@@ -42,8 +74,14 @@ pub enum UserCommand {
     Remove { username: String },
     /// List users.
     List,
-    /// Import users from a FastAPI `fake_users_db`-shaped JSON file (bcrypt hashes kept).
-    Import { file: PathBuf },
+    /// Import users from a FastAPI `fake_users_db`-shaped JSON file (bcrypt hashes kept). A
+    /// user's `email_verified` field is read when present.
+    Import {
+        file: PathBuf,
+        /// Mark every imported email address verified (unless the file says otherwise).
+        #[arg(long)]
+        email_verified: bool,
+    },
 }
 
 pub(super) async fn run(cmd: UserCommand, storage: &StorageArgs) -> anyhow::Result<()> {
@@ -63,6 +101,7 @@ async fn user_command(cmd: UserCommand, store: &Store, now: i64) -> anyhow::Resu
             email,
             name,
             scopes,
+            email_verified,
             disabled,
         } => {
             let username = Username::parse(&username)?.into_string();
@@ -74,7 +113,7 @@ async fn user_command(cmd: UserCommand, store: &Store, now: i64) -> anyhow::Resu
                 password_hash: hash,
                 name,
                 email,
-                email_verified: false,
+                email_verified,
                 scopes,
                 disabled,
             };
@@ -88,6 +127,38 @@ async fn user_command(cmd: UserCommand, store: &Store, now: i64) -> anyhow::Resu
                 }
                 Err(e) => return Err(e.into()),
             }
+        }
+        UserCommand::Update {
+            username,
+            email,
+            no_email,
+            name,
+            no_name,
+            email_verified,
+            no_email_verified,
+            scopes,
+            no_scope,
+        } => {
+            let changes = ProfileChanges {
+                email: (no_email || email.is_some()).then_some(email),
+                name: (no_name || name.is_some()).then_some(name),
+                email_verified: match (email_verified, no_email_verified) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                },
+                scopes: (no_scope || !scopes.is_empty())
+                    .then(|| scopes_from_flags(&scopes))
+                    .transpose()?,
+            };
+            if changes.is_empty() {
+                bail!("nothing to change; see `ferrid user update --help`");
+            }
+            if !store.update_user_profile(&username, &changes, now).await? {
+                return Err(missing(&username));
+            }
+            tracing::info!(event = "user_updated", %username);
+            println!("user {username} updated");
         }
         UserCommand::Passwd { username } => {
             if store.user_by_username(&username).await?.is_none() {
@@ -116,7 +187,7 @@ async fn user_command(cmd: UserCommand, store: &Store, now: i64) -> anyhow::Resu
             println!("user {username} enabled");
         }
         UserCommand::Remove { username } => {
-            if !store.delete_user(&username).await? {
+            if !store.delete_user(&username, now).await? {
                 return Err(missing(&username));
             }
             tracing::info!(event = "user_removed", %username);
@@ -138,7 +209,10 @@ async fn user_command(cmd: UserCommand, store: &Store, now: i64) -> anyhow::Resu
                 );
             }
         }
-        UserCommand::Import { file } => import_users(store, &file, now).await?,
+        UserCommand::Import {
+            file,
+            email_verified,
+        } => import_users(store, &file, email_verified, now).await?,
     }
     Ok(())
 }
@@ -154,9 +228,16 @@ struct ImportedUser {
     disabled: Option<bool>,
     #[serde(default)]
     scopes: Vec<String>,
+    #[serde(default)]
+    email_verified: Option<bool>,
 }
 
-async fn import_users(store: &Store, file: &Path, now: i64) -> anyhow::Result<()> {
+async fn import_users(
+    store: &Store,
+    file: &Path,
+    email_verified: bool,
+    now: i64,
+) -> anyhow::Result<()> {
     let raw = tokio::fs::read(file)
         .await
         .with_context(|| format!("cannot read {}", file.display()))?;
@@ -171,7 +252,7 @@ async fn import_users(store: &Store, file: &Path, now: i64) -> anyhow::Result<()
     let (mut created, mut skipped) = (0, 0);
     for (key, u) in users {
         let username = u.username.clone().unwrap_or_else(|| key.clone());
-        let reason = match import_one(store, &key, &username, u, now).await {
+        let reason = match import_one(store, &key, &username, u, email_verified, now).await {
             Ok(()) => {
                 created += 1;
                 println!("created  {username}");
@@ -192,6 +273,7 @@ async fn import_one(
     key: &str,
     username: &str,
     u: ImportedUser,
+    email_verified: bool,
     now: i64,
 ) -> Result<(), String> {
     if username != key {
@@ -210,7 +292,7 @@ async fn import_one(
         password_hash: Secret::new(hash),
         name: u.full_name,
         email: u.email,
-        email_verified: false,
+        email_verified: u.email_verified.unwrap_or(email_verified),
         scopes,
         disabled: u.disabled.unwrap_or(false),
     };

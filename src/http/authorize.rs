@@ -1,6 +1,9 @@
-//! `GET`/`POST /authorize` (OIDC Core §3.1.2, RFC 6749 §4.1) and the login form
-//! (`POST /authorize` with the form's fields). The page rules are in `pages`, the cookies in
-//! `cookies`; what to do is decided by `oauth::authorize`.
+//! `GET`/`POST /authorize` (OIDC Core §3.1.2.1: the endpoint "MUST support the use of the
+//! HTTP GET and POST methods"), the login form (`POST /login`) and the consent form
+//! (`POST /consent`). The page rules are in `pages`, the cookies in `cookies`; what to do is
+//! decided by `oauth::authorize`. The two forms carry the authorization request's parameters
+//! and a CSRF token; the authorization request itself needs none (it is a cross-site request
+//! by design).
 
 use askama::Template;
 use axum::extract::{RawQuery, State};
@@ -9,11 +12,14 @@ use axum::response::Response;
 
 use super::cookies::cookie;
 use super::extract::{ClientIp, OAuthForm};
-use super::pages::{authorize_error, error_page, html, query_params, redirect};
+use super::pages::{authorize_error, error_page, html, query_params, respond};
 use super::state::AppState;
-use crate::model::Secret;
-use crate::oauth::OAuthError;
-use crate::oauth::authorize::{AuthorizeError, AuthorizeRequest, SESSION_TTL_SECS};
+use crate::model::{ScopeSet, Secret, User};
+use crate::oauth::authorize::{
+    AuthorizeError, AuthorizeRequest, SESSION_TTL_SECS, SignedIn, describe_scope,
+};
+use crate::oauth::{OAuthError, Params};
+use crate::store::Session;
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -25,46 +31,91 @@ struct LoginPage<'a> {
     error: Option<&'a str>,
 }
 
-/// `GET /authorize`: signs in with the session if there is one (and it is fresh enough),
-/// else shows the login page.
-pub async fn authorize(
+#[derive(Template)]
+#[template(path = "consent.html")]
+struct ConsentPage<'a> {
+    client: &'a str,
+    username: &'a str,
+    /// The OIDC scopes, in plain words.
+    identity: &'a [&'static str],
+    /// The permission scopes, by name.
+    permissions: &'a [&'a str],
+    params: &'a [(String, String)],
+    csrf: &'a str,
+}
+
+/// `GET /authorize`.
+pub async fn authorize_get(
     State(s): State<AppState>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let params = match query_params(query) {
-        Ok(p) => p,
-        Err(page) => return *page,
-    };
-    let request = match s.oauth.check_authorize(&params).await {
+    match query_params(query) {
+        Ok(params) => authorize(&s, &headers, &params, StatusCode::FOUND).await,
+        Err(page) => *page,
+    }
+}
+
+/// `POST /authorize`: the same request, form-encoded (OIDC Core §3.1.2.1).
+pub async fn authorize_post(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    OAuthForm(params): OAuthForm,
+) -> Response {
+    // 303: the browser follows with a GET (RFC 9110 §15.4.4).
+    authorize(&s, &headers, &params, StatusCode::SEE_OTHER).await
+}
+
+/// Signs in with the browser's session if there is one (and it is fresh enough), else
+/// shows the login page.
+async fn authorize(
+    s: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+    redirect: StatusCode,
+) -> Response {
+    let request = match s.oauth.check_authorize(params).await {
         Ok(r) => r,
-        Err(e) => return authorize_error(&s, e),
+        Err(e) => return authorize_error(s, e),
     };
     let now = s.clock.now();
-    if let Some(cookie) = cookie(&headers, s.cookies.session) {
+    if let Some(cookie) = cookie(headers, s.cookies.session) {
         match s.oauth.session_user(cookie, now).await {
             Ok(Some((user, session))) if request.accepts_session(session.auth_time, now) => {
-                return match s
-                    .oauth
-                    .issue_code(&request, &user, session.auth_time, now)
-                    .await
-                {
-                    Ok(to) => redirect(&to, StatusCode::FOUND),
-                    Err(e) => authorize_error(&s, e),
-                };
+                return signed_in(s, headers, &request, &user, &session, redirect).await;
             }
             Ok(_) => {}
-            Err(e) => return authorize_error(&s, e),
+            Err(e) => return authorize_error(s, e),
         }
     }
     if request.prompt_none {
-        return authorize_error(&s, request.login_required());
+        return authorize_error(s, request.login_required());
     }
     let username = request.login_hint.clone().unwrap_or_default();
-    login_page(&s, &headers, &request, &username, None, StatusCode::OK)
+    login_page(s, headers, &request, &username, None, StatusCode::OK)
 }
 
-/// `POST /authorize`: the login form. Same password check (and throttling) as the password
+/// The user is signed in: the code goes back to the client, unless consent is needed.
+async fn signed_in(
+    s: &AppState,
+    headers: &HeaderMap,
+    request: &AuthorizeRequest,
+    user: &User,
+    session: &Session,
+    redirect: StatusCode,
+) -> Response {
+    match s
+        .oauth
+        .signed_in(request, user, session, s.clock.now())
+        .await
+    {
+        Ok(SignedIn::Respond(response)) => respond(&response, redirect),
+        Ok(SignedIn::AskConsent(scopes)) => consent_page(s, headers, request, user, &scopes),
+        Err(e) => authorize_error(s, e),
+    }
+}
+
+/// `POST /login`: the login form. Same password check (and throttling) as the password
 /// grant; a wrong password shows one generic message and keeps the username.
 pub async fn login(
     State(s): State<AppState>,
@@ -78,12 +129,7 @@ pub async fn login(
         Err(e) => return authorize_error(&s, e),
     };
     if !s.cookies.csrf_ok(&headers, &params) {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            "Sign-in expired",
-            "The sign-in form expired or was not sent from this site. Start the sign-in again \
-             from the application.",
-        );
+        return form_expired();
     }
     let username = params.get("username").unwrap_or_default();
     let password = Secret::new(params.get("password").unwrap_or_default());
@@ -110,25 +156,81 @@ pub async fn login(
         }
         Err(e) => return authorize_error(&s, AuthorizeError::Internal(e.into())),
     };
-    let to = match s.oauth.issue_code(&request, &user, now, now).await {
-        Ok(to) => to,
+    // A new sign-in gets a new cookie (no session fixation); the browser's previous session
+    // continues if it was this user's, and ends otherwise.
+    let previous = cookie(&headers, s.cookies.session);
+    let (cookie, session) = match s.oauth.start_session(&user, previous, now).await {
+        Ok(started) => started,
         Err(e) => return authorize_error(&s, e),
     };
-    // A new sign-in gets a new session; the one the browser had (if any) ends.
-    let ended = match cookie(&headers, s.cookies.session) {
-        Some(old) => s.oauth.delete_browser_session(old).await,
-        None => Ok(()),
+    let mut res = signed_in(
+        &s,
+        &headers,
+        &request,
+        &user,
+        &session,
+        StatusCode::SEE_OTHER,
+    )
+    .await;
+    s.cookies.set_session(&mut res, &cookie, SESSION_TTL_SECS);
+    res
+}
+
+/// `POST /consent`: the user's answer on the consent page (OIDC Core §3.1.2.4).
+pub async fn consent(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    OAuthForm(params): OAuthForm,
+) -> Response {
+    let request = match s.oauth.check_authorize(&params).await {
+        Ok(r) => r,
+        Err(e) => return authorize_error(&s, e),
     };
-    if let Err(e) = ended {
-        return authorize_error(&s, e);
+    if !s.cookies.csrf_ok(&headers, &params) {
+        return form_expired();
     }
-    let session = match s.oauth.start_session(&user, now).await {
-        Ok(c) => c,
+    let now = s.clock.now();
+    let signed_in = match cookie(&headers, s.cookies.session) {
+        Some(cookie) => s.oauth.session_user(cookie, now).await,
+        None => Ok(None),
+    };
+    let (user, session) = match signed_in {
+        Ok(Some((user, session))) if request.max_age_allows(session.auth_time, now) => {
+            (user, session)
+        }
+        Ok(_) => return form_expired(),
         Err(e) => return authorize_error(&s, e),
     };
-    // 303: the browser follows with a GET (RFC 9110 §15.4.4).
-    let mut res = redirect(&to, StatusCode::SEE_OTHER);
-    s.cookies.set_session(&mut res, &session, SESSION_TTL_SECS);
+    let allowed = params.get("decision") == Some("allow");
+    match s
+        .oauth
+        .consent_answered(&request, &user, &session, allowed, now)
+        .await
+    {
+        Ok(response) => respond(&response, StatusCode::SEE_OTHER),
+        Err(e) => authorize_error(&s, e),
+    }
+}
+
+fn form_expired() -> Response {
+    error_page(
+        StatusCode::FORBIDDEN,
+        "Sign-in expired",
+        "The sign-in form expired or was not sent from this site. Start the sign-in again \
+         from the application.",
+    )
+}
+
+/// The page's CSRF token, and the response with its cookie set when it is new.
+fn with_csrf(s: &AppState, headers: &HeaderMap, render: impl FnOnce(&str) -> Response) -> Response {
+    let (csrf, fresh) = match s.cookies.csrf_token(headers) {
+        Ok(t) => t,
+        Err(e) => return authorize_error(s, AuthorizeError::Internal(e)),
+    };
+    let mut res = render(&csrf);
+    if fresh {
+        s.cookies.set_csrf(&mut res, &csrf);
+    }
     res
 }
 
@@ -140,20 +242,39 @@ fn login_page(
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let (csrf, fresh) = match s.cookies.csrf_token(headers) {
-        Ok(t) => t,
-        Err(e) => return authorize_error(s, AuthorizeError::Internal(e)),
-    };
-    let page = LoginPage {
-        client: &request.client.id,
-        params: &request.params,
-        csrf: &csrf,
-        username,
-        error,
-    };
-    let mut res = html(status, page.render(), Some(&request.redirect_uri));
-    if fresh {
-        s.cookies.set_csrf(&mut res, &csrf);
-    }
-    res
+    with_csrf(s, headers, |csrf| {
+        let page = LoginPage {
+            client: request.client.display_name(),
+            params: &request.params,
+            csrf,
+            username,
+            error,
+        };
+        html(status, page.render(), Some(&request.redirect_uri))
+    })
+}
+
+fn consent_page(
+    s: &AppState,
+    headers: &HeaderMap,
+    request: &AuthorizeRequest,
+    user: &User,
+    scopes: &ScopeSet,
+) -> Response {
+    let identity: Vec<&'static str> = scopes.iter().filter_map(describe_scope).collect();
+    let permissions: Vec<&str> = scopes
+        .iter()
+        .filter(|s| describe_scope(s).is_none())
+        .collect();
+    with_csrf(s, headers, |csrf| {
+        let page = ConsentPage {
+            client: request.client.display_name(),
+            username: &user.username,
+            identity: &identity,
+            permissions: &permissions,
+            params: &request.params,
+            csrf,
+        };
+        html(StatusCode::OK, page.render(), Some(&request.redirect_uri))
+    })
 }

@@ -35,7 +35,8 @@ impl Discovery {
             "revocation_endpoint": url(paths::REVOKE),
             "grant_types_supported": grant_types,
             "response_types_supported": ["code"],
-            "response_modes_supported": ["query"],
+            // OAuth 2.0 Form Post Response Mode.
+            "response_modes_supported": ["query", "form_post"],
             // RFC 7636 §4.2; plain is refused (RFC 9700 §2.1.1).
             "code_challenge_methods_supported": ["S256"],
             // RFC 9207: every authorization response carries `iss`.
@@ -52,13 +53,18 @@ impl Discovery {
                 ["client_secret_basic", "client_secret_post", "none"],
             "scopes_supported": [OPENID, PROFILE, EMAIL, OFFLINE_ACCESS],
             "claims_supported": [
-                "iss", "sub", "aud", "exp", "iat", "auth_time", "at_hash", "nonce",
+                "iss", "sub", "aud", "exp", "iat", "auth_time", "at_hash", "nonce", "sid",
                 "name", "preferred_username", "email", "email_verified",
             ],
             "claims_parameter_supported": false,
             "request_parameter_supported": false,
             // OIDC Discovery §3: this one defaults to true, so say no explicitly.
             "request_uri_parameter_supported": false,
+            // Back-Channel Logout 1.0 §2.1: logout tokens carry `sid`, as ID tokens do.
+            "backchannel_logout_supported": true,
+            "backchannel_logout_session_supported": true,
+            // RP-Initiated Logout 1.0 §2.1 has no flag of its own: end_session_endpoint.
+            "prompt_values_supported": ["none", "login", "consent", "select_account"],
         });
         let body = doc.to_string();
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body.as_bytes());

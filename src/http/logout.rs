@@ -17,7 +17,9 @@ use crate::oauth::logout::{LogoutOutcome, LogoutRequest};
 
 #[derive(Template)]
 #[template(path = "logged_out.html")]
-struct LoggedOutPage;
+struct LoggedOutPage<'a> {
+    error: Option<&'a str>,
+}
 
 #[derive(Template)]
 #[template(path = "logout_confirm.html")]
@@ -79,8 +81,16 @@ async fn rp_initiated_logout(
         LogoutOutcome::SignedOut { redirect: to } => {
             let mut res = match to {
                 Some(to) => redirect(&to, StatusCode::SEE_OTHER),
-                None => html(StatusCode::OK, LoggedOutPage.render(), None),
+                None => html(StatusCode::OK, LoggedOutPage { error: None }.render(), None),
             };
+            s.cookies.clear_session(&mut res);
+            res
+        }
+        LogoutOutcome::SignedOutNotReturned { message } => {
+            let page = LoggedOutPage {
+                error: Some(message),
+            };
+            let mut res = html(StatusCode::BAD_REQUEST, page.render(), None);
             s.cookies.clear_session(&mut res);
             res
         }

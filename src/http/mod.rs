@@ -54,8 +54,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             paths::AUTHORIZE,
-            get(authorize::authorize).post(authorize::login),
+            get(authorize::authorize_get).post(authorize::authorize_post),
         )
+        .route(paths::LOGIN, post(authorize::login))
+        .route(paths::CONSENT, post(authorize::consent))
         .route(paths::LOGOUT, get(logout::logout).post(logout::logout_post))
         .route(paths::STYLESHEET, get(pages::stylesheet))
         .route(paths::INTROSPECT, post(token::introspect))

@@ -13,13 +13,63 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::state::AppState;
-use crate::oauth::authorize::{AuthorizeError, error_redirect};
+use crate::oauth::authorize::{
+    AuthorizationResponse, AuthorizeError, ResponseMode, error_response,
+};
 
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage<'a> {
     title: &'a str,
     message: &'a str,
+}
+
+/// OAuth 2.0 Form Post Response Mode §2: a page that POSTs the response to the redirect URI.
+#[derive(Template)]
+#[template(path = "form_post.html")]
+struct FormPostPage<'a> {
+    redirect_uri: &'a str,
+    params: &'a [(&'static str, String)],
+    script: &'static str,
+}
+
+/// The form post page's only script: it submits the form, so that the user need not. With
+/// scripts off, the page's button does the same. Allowed by its hash in the page's CSP.
+pub const FORM_POST_SCRIPT: &str = "document.forms[0].submit();";
+
+/// `'sha256-…'` of [`FORM_POST_SCRIPT`], the CSP source that allows exactly that script.
+fn form_post_script_source() -> &'static str {
+    static SOURCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SOURCE.get_or_init(|| {
+        use base64::Engine;
+        let digest =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, FORM_POST_SCRIPT.as_bytes());
+        format!(
+            "'sha256-{}'",
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        )
+    })
+}
+
+/// Delivers an authorization response (a code or an error) in its response mode: a redirect
+/// with `status` (302 after a GET, 303 after a form), or the form post page.
+pub fn respond(response: &AuthorizationResponse, status: StatusCode) -> Response {
+    match response.mode {
+        ResponseMode::Query => redirect(&response.url(), status),
+        ResponseMode::FormPost => {
+            let page = FormPostPage {
+                redirect_uri: &response.redirect_uri,
+                params: &response.params,
+                script: FORM_POST_SCRIPT,
+            };
+            page_with_script(
+                StatusCode::OK,
+                page.render(),
+                Some(&response.redirect_uri),
+                Some(form_post_script_source()),
+            )
+        }
+    }
 }
 
 /// The stylesheet of the pages, served from the binary.
@@ -58,13 +108,14 @@ pub fn authorize_error(s: &AppState, e: AuthorizeError) -> Response {
         }
         AuthorizeError::Redirect {
             to,
+            mode,
             error,
             description,
             state,
         } => {
             let issuer = s.oauth.issuer();
-            let to = error_redirect(&to, error, &description, state.as_deref(), issuer);
-            redirect(&to, StatusCode::FOUND)
+            let response = error_response(&to, mode, error, &description, state.as_deref(), issuer);
+            respond(&response, StatusCode::FOUND)
         }
         AuthorizeError::Unavailable => error_page(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -93,6 +144,16 @@ pub fn html(
     body: Result<String, askama::Error>,
     form_target: Option<&str>,
 ) -> Response {
+    page_with_script(status, body, form_target, None)
+}
+
+/// [`html`], with one script allowed by its CSP source (a hash).
+fn page_with_script(
+    status: StatusCode,
+    body: Result<String, askama::Error>,
+    form_target: Option<&str>,
+    script_source: Option<&str>,
+) -> Response {
     let body = match body {
         Ok(b) => b,
         Err(e) => {
@@ -109,9 +170,12 @@ pub fn html(
         Some(url) => format!("'self' {}:", url.scheme()),
         None => "'self'".to_owned(),
     };
+    let script = script_source
+        .map(|source| format!("; script-src {source}"))
+        .unwrap_or_default();
     let csp = format!(
         "default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; \
-         frame-ancestors 'none'; base-uri 'none'"
+         frame-ancestors 'none'; base-uri 'none'{script}"
     );
     let content_type = HeaderValue::from_static("text/html; charset=utf-8");
     let mut res = (status, [(CONTENT_TYPE, content_type)], body).into_response();
@@ -139,4 +203,54 @@ pub fn redirect(to: &str, status: StatusCode) -> Response {
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_form_post_page_runs_exactly_the_script_its_csp_allows() {
+        let response = AuthorizationResponse {
+            redirect_uri: "https://rp.example/cb?a=1&b=2".into(),
+            mode: ResponseMode::FormPost,
+            params: vec![("code", "c\"ode".into()), ("state", "<s>".into())],
+        };
+        let res = respond(&response, StatusCode::FOUND);
+        assert_eq!(res.status(), StatusCode::OK);
+        let csp = res.headers()[CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(
+            csp.contains("form-action 'self' https://rp.example;"),
+            "{csp}"
+        );
+        assert!(
+            csp.ends_with(&format!("script-src {}", form_post_script_source())),
+            "{csp}"
+        );
+        let page = FormPostPage {
+            redirect_uri: &response.redirect_uri,
+            params: &response.params,
+            script: FORM_POST_SCRIPT,
+        }
+        .render()
+        .unwrap();
+        assert!(page.contains(&format!("<script>{FORM_POST_SCRIPT}</script>")));
+        assert!(
+            page.contains(r#"action="https://rp.example/cb?a=1&#38;b=2""#),
+            "{page}"
+        );
+        assert!(page.contains(r#"value="c&#34;ode""#), "{page}");
+        assert!(page.contains(r#"value="&#60;s&#62;""#), "{page}");
+        // RFC 7636 / form post §2: a hash of known bytes, checked independently.
+        let digest =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b"document.forms[0].submit();");
+        use base64::Engine;
+        assert_eq!(
+            form_post_script_source(),
+            format!(
+                "'sha256-{}'",
+                base64::engine::general_purpose::STANDARD.encode(digest)
+            )
+        );
+    }
 }

@@ -61,6 +61,83 @@ pub struct ClientRegistration {
     pub scopes: ScopeSet,
     pub redirect_uris: Vec<RedirectUri>,
     pub audiences: Vec<String>,
+    pub settings: RelyingPartySettings,
+}
+
+/// What a client shows users and how it learns of logouts: set at registration, changed by
+/// an update.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RelyingPartySettings {
+    pub name: Option<DisplayName>,
+    pub consent: bool,
+    pub post_logout_redirect_uris: Vec<RedirectUri>,
+    pub backchannel_logout_uri: Option<BackchannelLogoutUri>,
+}
+
+/// A change to a registered client; `None` keeps what is stored, a given list replaces the
+/// stored one. The secret is not part of it (`rotate-secret`), nor is being public.
+#[derive(Clone, Debug, Default)]
+pub struct ClientChanges {
+    pub grant_types: Option<Vec<GrantType>>,
+    pub scopes: Option<ScopeSet>,
+    pub redirect_uris: Option<Vec<RedirectUri>>,
+    pub audiences: Option<Vec<String>>,
+    pub name: Option<Option<DisplayName>>,
+    pub consent: Option<bool>,
+    pub post_logout_redirect_uris: Option<Vec<RedirectUri>>,
+    pub backchannel_logout_uri: Option<Option<BackchannelLogoutUri>>,
+}
+
+/// The name users see on the login and consent pages: 1 to 100 characters, no control
+/// characters, no leading or trailing space.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("a display name must be 1 to 100 characters without control characters")]
+pub struct InvalidDisplayName;
+
+impl DisplayName {
+    pub fn parse(name: &str) -> Result<Self, InvalidDisplayName> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(InvalidDisplayName);
+        }
+        Ok(Self(name.to_owned()))
+    }
+}
+
+/// Where a client receives logout tokens (Back-Channel Logout 1.0 §2.2): `https`, or `http`
+/// on a loopback host only — a logout token is a bearer credential for ending sessions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackchannelLogoutUri(String);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InvalidBackchannelLogoutUri {
+    #[error(
+        "{0:?} is not allowed: a back-channel logout URI must be an absolute https URI, or \
+         http on a loopback host (127.0.0.1, [::1] or localhost), without a fragment"
+    )]
+    Scheme(String),
+}
+
+impl BackchannelLogoutUri {
+    pub fn parse(uri: &str) -> Result<Self, InvalidBackchannelLogoutUri> {
+        let refused = || InvalidBackchannelLogoutUri::Scheme(uri.to_owned());
+        let parsed = url::Url::parse(uri).map_err(|_| refused())?;
+        let web = matches!(parsed.scheme(), "http" | "https");
+        // Back-Channel Logout 1.0 §2.2: "MAY contain port, path, and query parameter
+        // components" but "MUST NOT include any fragment component".
+        if !web || parsed.fragment().is_some() {
+            return Err(refused());
+        }
+        check_redirect_uri(uri, RedirectUriPolicy::default()).map_err(|_| refused())?;
+        Ok(Self(uri.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// Why a registration is refused.
@@ -73,10 +150,11 @@ pub enum InvalidClient {
     PublicClientCredentials,
     #[error(
         "the authorization_code grant needs at least one redirect URI (where the browser \
-         returns with the code; also accepted as post_logout_redirect_uri)"
+         returns with the code)"
     )]
     CodeWithoutRedirectUri,
-    #[error("a client needs at least one grant type")]
+    /// A confidential client may have none (a resource server that only introspects).
+    #[error("a public client needs at least one grant type")]
     NoGrantType,
     #[error(
         "a client secret must have at least {MIN_CLIENT_SECRET_CHARS} characters (it is stored \
@@ -92,7 +170,7 @@ pub fn check_client_shape(
     grant_types: &[GrantType],
     redirect_uris: &[RedirectUri],
 ) -> Result<(), InvalidClient> {
-    if grant_types.is_empty() {
+    if public && grant_types.is_empty() {
         return Err(InvalidClient::NoGrantType);
     }
     if public && grant_types.contains(&GrantType::ClientCredentials) {
@@ -115,23 +193,73 @@ impl Client {
         {
             return Err(InvalidClient::WeakSecret);
         }
-        let mut grant_types = r.grant_types;
-        grant_types.sort();
-        grant_types.dedup();
-        Ok(Client {
+        let mut client = Client {
             id: r.id.0,
             secret_hash: r.secret.as_ref().map(|s| hash_client_secret(s.expose())),
-            grant_types,
+            grant_types: canonical(r.grant_types),
             scopes: r.scopes,
-            redirect_uris: r
-                .redirect_uris
-                .into_iter()
-                .map(RedirectUri::into_string)
-                .collect(),
+            redirect_uris: uri_strings(r.redirect_uris),
             audiences: r.audiences,
             created_at: now,
-        })
+            ..Client::default()
+        };
+        client.apply_settings(r.settings);
+        Ok(client)
     }
+
+    /// The client with `changes` applied, if the result follows the registration rules. Its
+    /// id, secret and registration time stay, so its live tokens stay valid.
+    pub fn updated(&self, changes: ClientChanges) -> Result<Client, InvalidClient> {
+        let mut c = self.clone();
+        if let Some(g) = changes.grant_types {
+            c.grant_types = canonical(g);
+        }
+        if let Some(s) = changes.scopes {
+            c.scopes = s;
+        }
+        if let Some(u) = changes.redirect_uris {
+            c.redirect_uris = uri_strings(u);
+        }
+        if let Some(a) = changes.audiences {
+            c.audiences = a;
+        }
+        if let Some(n) = changes.name {
+            c.name = n.map(|n| n.0);
+        }
+        if let Some(consent) = changes.consent {
+            c.consent = consent;
+        }
+        if let Some(u) = changes.post_logout_redirect_uris {
+            c.post_logout_redirect_uris = uri_strings(u);
+        }
+        if let Some(u) = changes.backchannel_logout_uri {
+            c.backchannel_logout_uri = u.map(|u| u.0);
+        }
+        let redirect_uris = c
+            .redirect_uris
+            .iter()
+            .map(|u| RedirectUri(u.clone()))
+            .collect::<Vec<_>>();
+        check_client_shape(c.is_public(), &c.grant_types, &redirect_uris)?;
+        Ok(c)
+    }
+
+    fn apply_settings(&mut self, s: RelyingPartySettings) {
+        self.name = s.name.map(|n| n.0);
+        self.consent = s.consent;
+        self.post_logout_redirect_uris = uri_strings(s.post_logout_redirect_uris);
+        self.backchannel_logout_uri = s.backchannel_logout_uri.map(|u| u.0);
+    }
+}
+
+fn canonical(mut grant_types: Vec<GrantType>) -> Vec<GrantType> {
+    grant_types.sort();
+    grant_types.dedup();
+    grant_types
+}
+
+fn uri_strings(uris: Vec<RedirectUri>) -> Vec<String> {
+    uris.into_iter().map(RedirectUri::into_string).collect()
 }
 
 /// Where a client may send the browser back to (RFC 6749 §3.1.2), checked at registration.
@@ -313,6 +441,7 @@ mod tests {
                     .map(|u| RedirectUri::parse(u, RedirectUriPolicy::default()).unwrap())
                     .collect(),
                 audiences: vec![],
+                settings: RelyingPartySettings::default(),
             };
         let strong = "s".repeat(MIN_CLIENT_SECRET_CHARS);
         let client = Client::register(
@@ -347,10 +476,7 @@ mod tests {
                 registration(None, &[GrantType::AuthorizationCode], &[]),
                 InvalidClient::CodeWithoutRedirectUri,
             ),
-            (
-                registration(Some(&strong), &[], &[]),
-                InvalidClient::NoGrantType,
-            ),
+            (registration(None, &[], &[]), InvalidClient::NoGrantType),
             (
                 registration(Some("short"), &[GrantType::Password], &[]),
                 InvalidClient::WeakSecret,
@@ -369,5 +495,80 @@ mod tests {
             )
             .is_ok()
         );
+        // A resource server that only introspects: confidential, no grant type.
+        let resource_server = Client::register(registration(Some(&strong), &[], &[]), 0).unwrap();
+        assert!(resource_server.grant_types.is_empty());
+    }
+
+    #[test]
+    fn an_update_replaces_what_it_names_and_keeps_the_rest() {
+        let client = Client {
+            id: "app".into(),
+            secret_hash: Some("digest".into()),
+            grant_types: vec![GrantType::AuthorizationCode],
+            scopes: ScopeSet::parse("openid").unwrap(),
+            redirect_uris: vec!["https://app.example/cb".into()],
+            created_at: 5,
+            ..Client::default()
+        };
+        let uri = |u: &str| RedirectUri::parse(u, RedirectUriPolicy::default()).unwrap();
+        let updated = client
+            .updated(ClientChanges {
+                scopes: Some(ScopeSet::parse("openid email").unwrap()),
+                name: Some(Some(DisplayName::parse(" Example App ").unwrap())),
+                consent: Some(true),
+                post_logout_redirect_uris: Some(vec![uri("https://app.example/bye")]),
+                backchannel_logout_uri: Some(Some(
+                    BackchannelLogoutUri::parse("https://app.example/logout").unwrap(),
+                )),
+                ..ClientChanges::default()
+            })
+            .unwrap();
+        assert_eq!(updated.scopes.to_string(), "email openid");
+        assert_eq!(updated.display_name(), "Example App");
+        assert!(updated.consent);
+        assert_eq!(
+            updated.post_logout_redirect_uris,
+            ["https://app.example/bye"]
+        );
+        assert_eq!(updated.redirect_uris, client.redirect_uris, "kept");
+        assert_eq!(
+            updated.secret_hash, client.secret_hash,
+            "the secret is kept"
+        );
+        assert_eq!(updated.created_at, 5, "so are its live tokens");
+        // The result must follow the registration rules.
+        assert_eq!(
+            client
+                .updated(ClientChanges {
+                    redirect_uris: Some(vec![]),
+                    ..ClientChanges::default()
+                })
+                .unwrap_err(),
+            InvalidClient::CodeWithoutRedirectUri
+        );
+    }
+
+    #[test]
+    fn back_channel_logout_uris_are_https_or_loopback_http() {
+        for ok in [
+            "https://rp.example/backchannel?x=1",
+            "http://127.0.0.1:8080/logout",
+            "http://localhost/logout",
+        ] {
+            assert!(BackchannelLogoutUri::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://rp.example/logout",
+            "https://rp.example/logout#f",
+            "com.example.app:/logout",
+            "javascript:alert(1)",
+            "logout",
+        ] {
+            assert!(BackchannelLogoutUri::parse(bad).is_err(), "{bad}");
+        }
+        assert!(DisplayName::parse("  ").is_err());
+        assert!(DisplayName::parse("a\u{7}b").is_err());
+        assert!(DisplayName::parse(&"n".repeat(101)).is_err());
     }
 }

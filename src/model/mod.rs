@@ -5,9 +5,10 @@ mod client;
 mod user;
 
 pub use client::{
-    ClientId, ClientRegistration, InvalidClient, InvalidClientId, InvalidRedirectUri,
-    MIN_CLIENT_SECRET_CHARS, RedirectUri, RedirectUriPolicy, check_client_shape,
-    hash_client_secret, is_usable_redirect_uri,
+    BackchannelLogoutUri, ClientChanges, ClientId, ClientRegistration, DisplayName,
+    InvalidBackchannelLogoutUri, InvalidClient, InvalidClientId, InvalidDisplayName,
+    InvalidRedirectUri, MIN_CLIENT_SECRET_CHARS, RedirectUri, RedirectUriPolicy,
+    RelyingPartySettings, check_client_shape, hash_client_secret, is_usable_redirect_uri,
 };
 pub use user::{
     InvalidUsername, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, Username, WeakPassword,
@@ -95,6 +96,10 @@ impl ScopeSet {
     }
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(String::as_str)
+    }
+    /// Adds every scope of `other`.
+    pub fn extend(&mut self, other: &ScopeSet) {
+        self.0.extend(other.0.iter().cloned());
     }
     pub fn remove(&mut self, scope: &str) {
         self.0.remove(scope);
@@ -195,7 +200,7 @@ pub struct User {
 }
 
 /// A registered client (RFC 6749 §2).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Client {
     pub id: String,
     /// Lower-case hex SHA-256 of the secret; `None` for a public client.
@@ -206,6 +211,16 @@ pub struct Client {
     /// `aud` of the access tokens it gets; empty means its own client id.
     pub audiences: Vec<String>,
     pub created_at: i64,
+    /// Shown to users on the login and consent pages instead of the id.
+    pub name: Option<String>,
+    /// Users must allow the client's scopes on a consent page (a third-party app).
+    pub consent: bool,
+    /// Where RP-initiated logout may send the browser back to (RP-Initiated Logout 1.0
+    /// §3.1): registered apart from the redirect URIs, which receive codes.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Where logout tokens are POSTed when a session the client signed in ends
+    /// (Back-Channel Logout 1.0 §2.2).
+    pub backchannel_logout_uri: Option<String>,
 }
 
 impl Client {
@@ -214,6 +229,10 @@ impl Client {
     }
     pub fn may_use(&self, grant: GrantType) -> bool {
         self.grant_types.contains(&grant)
+    }
+    /// The name users see: the display name, else the id.
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.id)
     }
 }
 

@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 
 use super::{OAuth, OAuthError, Params, scope};
-use crate::model::{Client, GrantType, OPENID, ScopeSet, User};
+use crate::model::{Client, EMAIL, GrantType, OFFLINE_ACCESS, OPENID, PROFILE, ScopeSet, User};
 use crate::store::{AuthorizationCode, Session};
 use crate::tokens::opaque;
 
@@ -25,9 +25,10 @@ pub const SESSION_TTL_SECS: i64 = 12 * 3600;
 pub enum AuthorizeError {
     /// Shown as an HTML page, never redirected.
     Untrusted(&'static str),
-    /// Sent back to the client's redirect URI (§4.1.2.1).
+    /// Sent back to the client's redirect URI (§4.1.2.1), in the request's response mode.
     Redirect {
         to: String,
+        mode: ResponseMode,
         error: &'static str,
         description: Cow<'static, str>,
         state: Option<String>,
@@ -46,17 +47,56 @@ impl From<crate::store::StoreError> for AuthorizeError {
     }
 }
 
+/// How the authorization response reaches the client.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ResponseMode {
+    /// In the redirect URI's query (RFC 6749 §4.1.2; the default for `code`).
+    #[default]
+    Query,
+    /// POSTed by the browser from a page that submits itself (OAuth 2.0 Form Post Response
+    /// Mode §2): the code never appears in a URL.
+    FormPost,
+}
+
+/// An authorization response (a code, or an error), and how to deliver it.
+#[derive(Clone, Debug)]
+pub struct AuthorizationResponse {
+    pub redirect_uri: String,
+    pub mode: ResponseMode,
+    pub params: Vec<(&'static str, String)>,
+}
+
+impl AuthorizationResponse {
+    /// The redirect URI with the parameters added to its query.
+    pub fn url(&self) -> String {
+        let pairs: Vec<(&str, &str)> = self.params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        with_query(&self.redirect_uri, &pairs)
+    }
+}
+
+/// What happens once the user is signed in.
+#[derive(Debug)]
+pub enum SignedIn {
+    /// The code (or an error) goes back to the client.
+    Respond(AuthorizationResponse),
+    /// The client asks for consent the user has not given: show the consent page for these
+    /// scopes (already narrowed to what the client and user may have).
+    AskConsent(ScopeSet),
+}
+
 /// A checked authorization request.
 #[derive(Clone, Debug)]
 pub struct AuthorizeRequest {
     pub client: Client,
     pub redirect_uri: String,
+    pub response_mode: ResponseMode,
     pub requested: Option<ScopeSet>,
     pub state: Option<String>,
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
     pub prompt_none: bool,
     pub prompt_login: bool,
+    pub prompt_consent: bool,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
     /// The parameters as received, to carry through the login form.
@@ -64,8 +104,9 @@ pub struct AuthorizeRequest {
 }
 
 /// The parameters an authorization request may carry; the login form echoes exactly these.
-pub const PARAMETERS: [&str; 11] = [
+pub const PARAMETERS: [&str; 12] = [
     "response_type",
+    "response_mode",
     "client_id",
     "redirect_uri",
     "scope",
@@ -86,6 +127,7 @@ impl AuthorizeRequest {
     ) -> AuthorizeError {
         AuthorizeError::Redirect {
             to: self.redirect_uri.clone(),
+            mode: self.response_mode,
             error,
             description: description.into(),
             state: self.state.clone(),
@@ -97,9 +139,27 @@ impl AuthorizeRequest {
         !self.prompt_login && self.max_age.is_none_or(|max| now - auth_time <= max)
     }
 
+    /// Whether a session that authenticated at `auth_time` satisfies `max_age` (the consent
+    /// form, answered after the sign-in the request asked for).
+    pub fn max_age_allows(&self, auth_time: i64, now: i64) -> bool {
+        self.max_age.is_none_or(|max| now - auth_time <= max)
+    }
+
     /// The error for `prompt=none` when the user would have to log in (OIDC Core §3.1.2.6).
     pub fn login_required(&self) -> AuthorizeError {
         self.error("login_required", "the user is not signed in")
+    }
+}
+
+/// What an OIDC scope lets the client do, in the consent page's words; `None` for a
+/// permission scope (shown by its name).
+pub fn describe_scope(scope: &str) -> Option<&'static str> {
+    match scope {
+        OPENID => Some("Know who you are: your account's identifier"),
+        PROFILE => Some("See your name and username"),
+        EMAIL => Some("See your email address"),
+        OFFLINE_ACCESS => Some("Keep access while you are not using it"),
+        _ => None,
     }
 }
 
@@ -158,6 +218,7 @@ impl OAuth {
         }
         let mut request = AuthorizeRequest {
             redirect_uri: redirect_uri.to_owned(),
+            response_mode: ResponseMode::Query,
             state: params.get("state").map(str::to_owned),
             client,
             requested: None,
@@ -165,6 +226,7 @@ impl OAuth {
             code_challenge: None,
             prompt_none: false,
             prompt_login: false,
+            prompt_consent: false,
             max_age: None,
             login_hint: params.get("login_hint").map(str::to_owned),
             params: PARAMETERS
@@ -172,6 +234,18 @@ impl OAuth {
                 .filter_map(|name| params.get(name).map(|v| ((*name).to_owned(), v.to_owned())))
                 .collect(),
         };
+        // Known first, so that every later error is delivered the way the client asked.
+        match params.get("response_mode") {
+            None | Some("query") => {}
+            Some("form_post") => request.response_mode = ResponseMode::FormPost,
+            // `fragment` would put the code where scripts and history can read it.
+            Some(_) => {
+                return Err(request.error(
+                    "invalid_request",
+                    "response_mode must be query or form_post",
+                ));
+            }
+        }
         match params.get("response_type") {
             Some("code") => {}
             Some(_) => {
@@ -188,9 +262,16 @@ impl OAuth {
                 "this client is not registered for the authorization_code grant",
             ));
         }
-        request.requested = scope::parse_requested(params.get("scope"))
-            .and_then(|r| scope::check_client(r.as_ref(), &request.client).map(|()| r))
-            .map_err(|e| request.error("invalid_scope", e.description()))?;
+        request.requested = match self
+            .requested_scopes(params.get("scope"), &request.client)
+            .await
+        {
+            Ok(r) => scope::check_client(r.as_ref(), &request.client).map(|()| r),
+            Err(e @ OAuthError::InvalidScope(_)) => Err(e),
+            Err(OAuthError::TemporarilyUnavailable) => return Err(AuthorizeError::Unavailable),
+            Err(e) => return Err(AuthorizeError::Internal(e.into())),
+        }
+        .map_err(|e| request.error("invalid_scope", e.description()))?;
         // RFC 7636 §4.3 / RFC 9700 §2.1.1: S256 only; required of public clients.
         match (
             params.get("code_challenge"),
@@ -224,8 +305,11 @@ impl OAuth {
                 match value {
                     "none" => request.prompt_none = true,
                     "login" => request.prompt_login = true,
-                    // This server shows no consent or account chooser: nothing to prompt for.
-                    "consent" | "select_account" => {}
+                    // Asked again of clients registered with `--consent`; the others are the
+                    // operator's own apps, which never show the consent page.
+                    "consent" => request.prompt_consent = true,
+                    // There is no account chooser: one account per browser session.
+                    "select_account" => {}
                     _ => {
                         return Err(request.error("invalid_request", "prompt has an unknown value"));
                     }
@@ -272,10 +356,35 @@ impl OAuth {
         Ok(found.map(|(session, user)| (user, session)))
     }
 
-    /// Starts a browser session for a user who just logged in; returns the cookie value.
-    pub async fn start_session(&self, user: &User, now: i64) -> Result<String, AuthorizeError> {
+    /// Starts a browser session for a user who just signed in; returns the cookie value and
+    /// the session. The browser's previous session (`previous`, its cookie) continues under
+    /// the new cookie when it was this user's — the same relying parties, the same `sid`s —
+    /// and ends otherwise (another user, or none left).
+    pub async fn start_session(
+        &self,
+        user: &User,
+        previous: Option<&str>,
+        now: i64,
+    ) -> Result<(String, Session), AuthorizeError> {
+        let continued = match previous {
+            Some(cookie) => match self.session_user(cookie, now).await? {
+                Some((_, old)) if old.user_id == user.id => {
+                    // The old cookie goes; its session lives on under the new one.
+                    self.store
+                        .delete_session_cookie(&opaque::sha256_hex(cookie))
+                        .await?;
+                    Some(old.id)
+                }
+                _ => {
+                    self.end_browser_session(cookie, now).await?;
+                    None
+                }
+            },
+            None => None,
+        };
         let cookie = opaque::random_token().map_err(AuthorizeError::Internal)?;
         let session = Session {
+            id: continued.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
             user_id: user.id.clone(),
             auth_time: now,
             expires_at: now + SESSION_TTL_SECS,
@@ -284,27 +393,106 @@ impl OAuth {
         self.store
             .insert_session(&opaque::sha256_hex(&cookie), &session, now)
             .await?;
-        Ok(cookie)
+        Ok((cookie, session))
     }
 
-    pub async fn delete_browser_session(&self, cookie: &str) -> Result<(), AuthorizeError> {
-        self.store
-            .delete_session(&opaque::sha256_hex(cookie))
+    /// Ends the browser session the cookie names (if it still exists): its relying parties
+    /// are told by back-channel logout, and its refresh tokens without `offline_access` are
+    /// revoked. True when a session ended.
+    pub async fn end_browser_session(
+        &self,
+        cookie: &str,
+        now: i64,
+    ) -> Result<bool, AuthorizeError> {
+        let ended = self
+            .store
+            .end_browser_session(&opaque::sha256_hex(cookie), now)
             .await?;
-        Ok(())
+        if ended {
+            self.backchannel.wake();
+        }
+        Ok(ended)
     }
 
-    /// Issues a code for a signed-in user and returns the URL to send the browser to
-    /// (RFC 6749 §4.1.2, with `iss` of RFC 9207).
+    /// The scopes this request gets for `user` (`oauth::scope`).
+    fn grant(&self, request: &AuthorizeRequest, user: &User) -> Result<ScopeSet, AuthorizeError> {
+        scope::grant_for_user(request.requested.as_ref(), &request.client, user)
+            .map_err(|e| request.error("invalid_scope", e.description()))
+    }
+
+    /// What to do for a signed-in user: issue the code, or first ask for consent when the
+    /// client is registered with `--consent` and the user has not allowed every scope it
+    /// gets (or `prompt=consent` asks again). With `prompt=none`, a needed consent is the
+    /// error `consent_required` (OIDC Core §3.1.2.6).
+    pub async fn signed_in(
+        &self,
+        request: &AuthorizeRequest,
+        user: &User,
+        session: &Session,
+        now: i64,
+    ) -> Result<SignedIn, AuthorizeError> {
+        let scopes = self.grant(request, user)?;
+        if request.client.consent {
+            let allowed = self.store.consent(&user.id, &request.client.id).await?;
+            let covered = !request.prompt_consent
+                && allowed.is_some_and(|a| scopes.iter().all(|s| a.contains(s)));
+            if !covered {
+                if request.prompt_none {
+                    return Err(request.error(
+                        "consent_required",
+                        "the user has not allowed this application yet",
+                    ));
+                }
+                return Ok(SignedIn::AskConsent(scopes));
+            }
+        }
+        let response = self
+            .issue_code(request, user, &scopes, session, now)
+            .await?;
+        Ok(SignedIn::Respond(response))
+    }
+
+    /// The user's answer on the consent page: Allow remembers the scopes (with those allowed
+    /// before) and issues the code; Deny sends `access_denied` (RFC 6749 §4.1.2.1).
+    pub async fn consent_answered(
+        &self,
+        request: &AuthorizeRequest,
+        user: &User,
+        session: &Session,
+        allowed: bool,
+        now: i64,
+    ) -> Result<AuthorizationResponse, AuthorizeError> {
+        if !allowed {
+            return Err(request.error("access_denied", "the user did not allow the application"));
+        }
+        let scopes = self.grant(request, user)?;
+        let mut remembered = self
+            .store
+            .consent(&user.id, &request.client.id)
+            .await?
+            .unwrap_or_default();
+        remembered.extend(&scopes);
+        self.store
+            .save_consent(&user.id, &request.client.id, &remembered, now)
+            .await?;
+        tracing::info!(
+            event = "consent_given",
+            user_id = user.id,
+            client_id = request.client.id,
+            scope = %scopes,
+        );
+        self.issue_code(request, user, &scopes, session, now).await
+    }
+
+    /// Issues a code for a signed-in user (RFC 6749 §4.1.2, with `iss` of RFC 9207).
     pub async fn issue_code(
         &self,
         request: &AuthorizeRequest,
         user: &User,
-        auth_time: i64,
+        scopes: &ScopeSet,
+        session: &Session,
         now: i64,
-    ) -> Result<String, AuthorizeError> {
-        let scopes = scope::grant_for_user(request.requested.as_ref(), &request.client, user)
-            .map_err(|e| request.error("invalid_scope", e.description()))?;
+    ) -> Result<AuthorizationResponse, AuthorizeError> {
         if request.nonce.is_some() && !scopes.contains(OPENID) {
             // A nonce only means something in an ID token; harmless, so accepted and unused.
             tracing::debug!("nonce sent without openid");
@@ -314,28 +502,37 @@ impl OAuth {
             client_id: request.client.id.clone(),
             user_id: user.id.clone(),
             redirect_uri: request.redirect_uri.clone(),
-            scopes,
+            scopes: scopes.clone(),
             nonce: request.nonce.clone(),
             code_challenge: request.code_challenge.clone(),
-            auth_time,
+            auth_time: session.auth_time,
             family_id: uuid::Uuid::new_v4().to_string(),
             created_at: now,
             expires_at: now + CODE_TTL_SECS,
             security_version: user.security_version,
+            session_id: Some(session.id.clone()),
         };
         self.store
             .insert_code(&opaque::sha256_hex(&code), &record)
             .await?;
-        let mut params = vec![("code", code.as_str()), ("iss", self.tokens.issuer())];
+        let mut params = vec![("code", code), ("iss", self.tokens.issuer().to_owned())];
         if let Some(state) = &request.state {
-            params.push(("state", state));
+            params.push(("state", state.clone()));
         }
-        Ok(with_query(&request.redirect_uri, &params))
+        Ok(AuthorizationResponse {
+            redirect_uri: request.redirect_uri.clone(),
+            mode: request.response_mode,
+            params,
+        })
     }
 }
 
 /// `base` with `params` added to its query (RFC 6749 §4.1.2: keep the existing query).
+/// Without parameters, `base` exactly (no stray `?`).
 pub fn with_query(base: &str, params: &[(&str, &str)]) -> String {
+    if params.is_empty() {
+        return base.to_owned();
+    }
     match url::Url::parse(base) {
         Ok(mut url) => {
             url.query_pairs_mut().extend_pairs(params);
@@ -345,23 +542,28 @@ pub fn with_query(base: &str, params: &[(&str, &str)]) -> String {
     }
 }
 
-/// The redirect for an error that may go back to the client (§4.1.2.1).
-pub fn error_redirect(
+/// The response for an error that may go back to the client (§4.1.2.1).
+pub fn error_response(
     to: &str,
+    mode: ResponseMode,
     error: &str,
     description: &str,
     state: Option<&str>,
     issuer: &str,
-) -> String {
+) -> AuthorizationResponse {
     let mut params = vec![
-        ("error", error),
-        ("error_description", description),
-        ("iss", issuer),
+        ("error", error.to_owned()),
+        ("error_description", description.to_owned()),
+        ("iss", issuer.to_owned()),
     ];
     if let Some(state) = state {
-        params.push(("state", state));
+        params.push(("state", state.to_owned()));
     }
-    with_query(to, &params)
+    AuthorizationResponse {
+        redirect_uri: to.to_owned(),
+        mode,
+        params,
+    }
 }
 
 #[cfg(test)]
@@ -387,7 +589,11 @@ mod tests {
     }
 
     #[test]
-    fn redirects_keep_the_registered_query() {
+    fn redirects_keep_the_registered_query_and_add_no_empty_one() {
+        assert_eq!(
+            with_query("https://app.example/bye", &[]),
+            "https://app.example/bye"
+        );
         assert_eq!(
             with_query(
                 "https://app.example/cb?x=1",

@@ -30,14 +30,19 @@ pub enum LogoutOutcome {
     /// The session (if there was one) has ended: send the browser to `redirect`, else show
     /// the signed-out page. Either way, clear the session cookie.
     SignedOut { redirect: Option<String> },
+    /// The session (if there was one) has ended, but the address to return to is not
+    /// registered for the client: show the signed-out page with this error, never redirect
+    /// (§3: "MUST NOT perform post-logout redirection"). Clear the session cookie.
+    SignedOutNotReturned { message: &'static str },
 }
 
 impl OAuth {
     /// Decides an RP-initiated logout for the browser holding `session_cookie`, and ends its
     /// session when it should: at once when a valid `id_token_hint` names the signed-in
     /// user, after the user confirms otherwise. It returns to `post_logout_redirect_uri`
-    /// (with `state`) only when that URI is registered for the client named by `client_id`
-    /// or by the hint's `aud` — never an open redirector.
+    /// (with `state`) only when that URI is registered as a post-logout redirect URI of the
+    /// client named by `client_id` or by the hint's `aud` — never an open redirector. An
+    /// unregistered one does not keep the session alive: the user asked to sign out.
     pub async fn logout(
         &self,
         request: LogoutRequest<'_>,
@@ -66,26 +71,31 @@ impl OAuth {
             (Some(id), _) | (None, Some(id)) => Some(id),
             (None, None) => None,
         };
-        let mut redirect = None;
-        if let Some(uri) = request.post_logout_redirect_uri {
-            let client = match client_id {
-                Some(id) => self.store.client(id).await?,
-                None => None,
-            };
-            // Exactly a registered URI of that client (and one that may be used at all).
-            let registered = client.is_some_and(|c| c.redirect_uris.iter().any(|u| u == uri));
-            if !registered || !crate::model::is_usable_redirect_uri(uri) {
-                return refused(
-                    "Cannot return to the application",
-                    "The address to return to is not registered for this application.",
-                );
+        let redirect = match request.post_logout_redirect_uri {
+            Some(uri) => {
+                let client = match client_id {
+                    Some(id) => self.store.client(id).await?,
+                    None => None,
+                };
+                // Exactly a registered post-logout URI of that client (RP-Initiated Logout
+                // §3.1), and one that may be used at all.
+                let registered =
+                    client.is_some_and(|c| c.post_logout_redirect_uris.iter().any(|u| u == uri));
+                if registered && crate::model::is_usable_redirect_uri(uri) {
+                    let state: Vec<(&str, &str)> = request
+                        .state
+                        .map(|st| vec![("state", st)])
+                        .unwrap_or_default();
+                    Ok(Some(super::authorize::with_query(uri, &state)))
+                } else {
+                    Err(
+                        "The address to return to is not registered for this application, so \
+                         you stay here.",
+                    )
+                }
             }
-            let state: Vec<(&str, &str)> = request
-                .state
-                .map(|st| vec![("state", st)])
-                .unwrap_or_default();
-            redirect = Some(super::authorize::with_query(uri, &state));
-        }
+            None => Ok(None),
+        };
         if let Some(cookie) = session_cookie {
             if let Some((user, _)) = self.session_user(cookie, now).await? {
                 let hinted = hint.as_ref().is_some_and(|(_, sub)| *sub == user.id);
@@ -95,8 +105,11 @@ impl OAuth {
                     });
                 }
             }
-            self.delete_browser_session(cookie).await?;
+            self.end_browser_session(cookie, now).await?;
         }
-        Ok(LogoutOutcome::SignedOut { redirect })
+        Ok(match redirect {
+            Ok(redirect) => LogoutOutcome::SignedOut { redirect },
+            Err(message) => LogoutOutcome::SignedOutNotReturned { message },
+        })
     }
 }

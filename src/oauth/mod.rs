@@ -2,6 +2,7 @@
 //! here: functions take parsed requests and `now`, and return results or RFC-shaped errors.
 
 pub mod authorize;
+pub mod backchannel;
 pub mod client_auth;
 mod error;
 pub mod grants;
@@ -53,6 +54,7 @@ pub struct OAuth {
     lifetimes: Lifetimes,
     throttle: std::sync::Arc<throttle::Throttle>,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
+    backchannel: std::sync::Arc<backchannel::Backchannel>,
 }
 
 impl OAuth {
@@ -71,6 +73,7 @@ impl OAuth {
             lifetimes,
             throttle,
             metrics,
+            backchannel: backchannel::new(),
         }
     }
 

@@ -1,5 +1,17 @@
 //! Which scopes a grant gets (RFC 6749 §3.3).
 //!
+//! First, at `/authorize` and at `/token` alike, values ferrid does not define are ignored
+//! (OIDC Core §3.1.2.1: "Scope values used that are not understood by an implementation
+//! SHOULD be ignored"; RFC 6749 §3.3 lets the server grant less than asked), and the
+//! response's `scope` says what was granted ([`understood`]):
+//! - the OIDC scopes ferrid implements (`openid`, `profile`, `email`, `offline_access`) are
+//!   kept when the client is registered for them, and ignored otherwise (their claims are
+//!   simply not released);
+//! - a permission scope (any other value) is defined when some client is registered for it:
+//!   it is kept, and the rules below refuse it if this client or user may not have it;
+//! - anything else — `phone`, `address`, `groups`, a typo — is ignored.
+//!
+//! Then, on what is left:
 //! - Every requested scope must be allowed for the client, else `invalid_scope`.
 //! - For user grants, every requested permission scope (anything but the OIDC scopes
 //!   `openid`, `profile`, `email`, `offline_access`) must also be held by the user. The OIDC
@@ -31,6 +43,44 @@ pub fn parse_requested(raw: Option<&str>) -> Result<Option<ScopeSet>, OAuthError
 
 fn is_user_independent(scope: &str) -> bool {
     IDENTITY_SCOPES.contains(&scope) || scope == OFFLINE_ACCESS
+}
+
+/// Whether [`understood`] needs to know which permission scopes are defined: some value is
+/// neither registered for the client nor an OIDC scope.
+pub fn needs_registry(requested: Option<&ScopeSet>, client: &Client) -> bool {
+    requested.is_some_and(|r| {
+        r.iter()
+            .any(|s| !client.scopes.contains(s) && !is_user_independent(s))
+    })
+}
+
+/// The requested values ferrid understands (see the module's rules); `defined` tells
+/// whether a permission scope is registered for any client.
+pub fn understood(
+    requested: Option<ScopeSet>,
+    client: &Client,
+    defined: impl Fn(&str) -> bool,
+) -> Option<ScopeSet> {
+    requested
+        .map(|r| r.filter(|s| client.scopes.contains(s) || (!is_user_independent(s) && defined(s))))
+}
+
+impl super::OAuth {
+    /// The `scope` parameter as ferrid understands it for `client`: parsed, with the values
+    /// it does not define left out (the module's first rules). Reads which permission
+    /// scopes are defined only when the request names one the client is not registered for.
+    pub(crate) async fn requested_scopes(
+        &self,
+        raw: Option<&str>,
+        client: &Client,
+    ) -> Result<Option<ScopeSet>, OAuthError> {
+        let requested = parse_requested(raw)?;
+        if !needs_registry(requested.as_ref(), client) {
+            return Ok(understood(requested, client, |_| false));
+        }
+        let registry = self.store.registered_scopes().await?;
+        Ok(understood(requested, client, |s| registry.contains(s)))
+    }
 }
 
 /// The part of the check that needs no user: every requested scope is allowed for the client.
@@ -132,8 +182,7 @@ mod tests {
             grant_types: vec![GrantType::Password],
             scopes: ScopeSet::parse(scopes).unwrap(),
             redirect_uris: vec![],
-            audiences: vec![],
-            created_at: 0,
+            ..Client::default()
         }
     }
 
@@ -242,6 +291,26 @@ mod tests {
             grant_for_client(req("admin").as_ref(), &c),
             Err(OAuthError::InvalidScope(_))
         ));
+    }
+
+    #[test]
+    fn values_ferrid_does_not_define_are_ignored_but_known_permissions_are_not() {
+        let c = client("openid email items:read");
+        let defined = |s: &str| ["items:read", "items:write"].contains(&s);
+        let asked = req("openid profile email phone address groups offline_access items:read");
+        assert!(needs_registry(asked.as_ref(), &c));
+        let kept = understood(asked, &c, defined).unwrap();
+        // profile and offline_access are OIDC scopes this client is not registered for:
+        // ignored; phone, address, groups are defined nowhere: ignored.
+        assert_eq!(kept.to_string(), "email items:read openid");
+        // A permission another client has is kept, so that the client check refuses it.
+        let kept = understood(req("openid items:write"), &c, defined).unwrap();
+        assert!(matches!(
+            check_client(Some(&kept), &c),
+            Err(OAuthError::InvalidScope(_))
+        ));
+        assert!(!needs_registry(req("openid profile").as_ref(), &c));
+        assert_eq!(understood(None, &c, defined), None);
     }
 
     #[test]

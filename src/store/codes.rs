@@ -26,6 +26,9 @@ pub struct AuthorizationCode {
     /// The user's security version when the code was issued: a code issued before a
     /// password change or disable is refused.
     pub security_version: i64,
+    /// The browser session the code was issued in: its family belongs to it, and ends
+    /// with it (RP-initiated logout, back-channel logout).
+    pub session_id: Option<String>,
 }
 
 /// What redeeming a code found.
@@ -53,6 +56,7 @@ struct CodeRow {
     created_at: i64,
     expires_at: i64,
     security_version: i64,
+    session_id: Option<String>,
 }
 
 impl TryFrom<CodeRow> for AuthorizationCode {
@@ -71,6 +75,7 @@ impl TryFrom<CodeRow> for AuthorizationCode {
             created_at: r.created_at,
             expires_at: r.expires_at,
             security_version: r.security_version,
+            session_id: r.session_id,
         })
     }
 }
@@ -78,6 +83,8 @@ impl TryFrom<CodeRow> for AuthorizationCode {
 /// A signed-in browser.
 #[derive(Clone, Debug)]
 pub struct Session {
+    /// Public id: codes and families name it; never the cookie or its digest.
+    pub id: String,
     pub user_id: String,
     pub auth_time: i64,
     pub expires_at: i64,
@@ -90,8 +97,8 @@ impl Store {
         on_pool!(write self, |p| sqlx::query(
             "insert into authorization_codes (hash, client_id, user_id, redirect_uri, scopes, \
              nonce, code_challenge, auth_time, family_id, created_at, expires_at, used_at, \
-             security_version) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, null, $12)"
+             security_version, session_id) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, null, $12, $13)"
         )
         .bind(hash)
         .bind(&c.client_id)
@@ -105,6 +112,7 @@ impl Store {
         .bind(c.created_at)
         .bind(c.expires_at)
         .bind(c.security_version)
+        .bind(&c.session_id)
         .execute(p)
         .await
         .map(|_| ()))?;
@@ -139,9 +147,9 @@ impl Store {
                 && sqlx::query(
                     "insert into refresh_families \
                      (id, client_id, user_id, scopes, auth_time, created_at, expires_at, revoked_at, \
-                      security_version) \
+                      security_version, session_id) \
                      select c.family_id, c.client_id, c.user_id, c.scopes, c.auth_time, $1, $2, \
-                            null, c.security_version \
+                            null, c.security_version, c.session_id \
                      from authorization_codes c join users u on u.id = c.user_id \
                      where c.hash = $3 and u.security_version = c.security_version \
                        and not u.disabled",
@@ -155,7 +163,7 @@ impl Store {
                     == 1;
             let row: Option<CodeRow> = sqlx::query_as(
                 "select client_id, user_id, redirect_uri, scopes, nonce, code_challenge, \
-                 auth_time, family_id, created_at, expires_at, security_version \
+                 auth_time, family_id, created_at, expires_at, security_version, session_id \
                  from authorization_codes where hash = $1",
             )
             .bind(hash)
@@ -186,7 +194,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         on_pool!(write self, |p| sqlx::query(
             "insert into sessions (hash, user_id, auth_time, created_at, expires_at, \
-             security_version) values ($1, $2, $3, $4, $5, $6)"
+             security_version, id) values ($1, $2, $3, $4, $5, $6, $7)"
         )
         .bind(hash)
         .bind(&s.user_id)
@@ -194,6 +202,7 @@ impl Store {
         .bind(now)
         .bind(s.expires_at)
         .bind(s.security_version)
+        .bind(&s.id)
         .execute(p)
         .await
         .map(|_| ()))?;
@@ -209,13 +218,14 @@ impl Store {
     ) -> Result<Option<(Session, User)>, StoreError> {
         #[derive(FromRow)]
         struct Row {
+            session_id: String,
             auth_time: i64,
             expires_at: i64,
             #[sqlx(flatten)]
             user: UserRow,
         }
         let sql = format!(
-            "select s.auth_time, s.expires_at, {USER_COLUMNS} \
+            "select coalesce(s.id, s.hash) as session_id, s.auth_time, s.expires_at, {USER_COLUMNS} \
              from sessions s join users u on u.id = s.user_id \
              where s.hash = $1 and s.expires_at > $2 \
                and s.security_version = u.security_version and not u.disabled"
@@ -228,6 +238,7 @@ impl Store {
         row.map(|r| {
             let user = User::try_from(r.user)?;
             let session = Session {
+                id: r.session_id,
                 user_id: user.id.clone(),
                 auth_time: r.auth_time,
                 expires_at: r.expires_at,
@@ -238,14 +249,53 @@ impl Store {
         .transpose()
     }
 
-    pub async fn delete_session(&self, hash: &str) -> Result<(), StoreError> {
-        on_pool!(write self, |p| sqlx::query(
-            "delete from sessions where hash = $1"
-        )
-        .bind(hash)
-        .execute(p)
-        .await
-        .map(|_| ()))?;
+    /// Deletes a session's cookie only (its session continues under a new cookie).
+    pub async fn delete_session_cookie(&self, hash: &str) -> Result<(), StoreError> {
+        on_pool!(write self, |p| sqlx::query("delete from sessions where hash = $1")
+            .bind(hash)
+            .execute(p)
+            .await
+            .map(|_| ()))?;
         Ok(())
+    }
+
+    /// Ends a browser session (RP-initiated logout, a new sign-in by someone else): deletes
+    /// it and its unredeemed codes, queues a logout token for every relying party it signed
+    /// in that wants one (Back-Channel Logout 1.0 §2.5), and revokes those of its families
+    /// that were not granted `offline_access` (§2.7: such refresh tokens "SHOULD be
+    /// revoked"; offline ones are meant to outlive the session). One transaction. True when
+    /// a session was ended.
+    pub async fn end_browser_session(&self, hash: &str, now: i64) -> Result<bool, StoreError> {
+        on_pool!(write self, |p| {
+            let mut tx = p.begin().await?;
+            let id: Option<(String,)> = sqlx::query_as(
+                "delete from sessions where hash = $1 returning coalesce(id, hash)",
+            )
+            .bind(hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((id,)) = id else { return Ok(false) };
+            sqlx::query("delete from authorization_codes where session_id = $1 and used_at is null")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            let queue = format!("{} and f.session_id = $2", super::logout::QUEUE_FOR_FAMILIES);
+            sqlx::query(&queue)
+                .bind(now)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "update refresh_families set revoked_at = $1 \
+                 where session_id = $2 and revoked_at is null \
+                   and (' ' || scopes || ' ') not like '% offline\\_access %' escape '\\'",
+            )
+            .bind(now)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
     }
 }

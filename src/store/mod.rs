@@ -10,10 +10,12 @@
 mod batch;
 mod clients;
 mod codes;
+mod consents;
 mod copy;
 pub mod faults;
 mod files;
 mod login_failures;
+mod logout;
 mod refresh_tokens;
 mod users;
 
@@ -27,8 +29,9 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use codes::{AuthorizationCode, Redemption, Session};
 pub use copy::CopyReport;
+pub use logout::LogoutNotification;
 pub use refresh_tokens::{RefreshFamily, RefreshRecord, Rotation};
-pub use users::{NewUser, TokenState};
+pub use users::{NewUser, ProfileChanges, TokenState};
 
 /// Runs the same body on whichever native pool the store has: `$p` is a `&SqlitePool` in one
 /// arm and a `&PgPool` in the other. `on_pool!(write store, |p| …)` is for anything that

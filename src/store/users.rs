@@ -195,6 +195,24 @@ pub struct NewUser {
     pub disabled: bool,
 }
 
+/// A change to a user's profile; `None` keeps what is stored.
+#[derive(Debug, Default)]
+pub struct ProfileChanges {
+    pub email: Option<Option<String>>,
+    pub name: Option<Option<String>>,
+    pub email_verified: Option<bool>,
+    pub scopes: Option<ScopeSet>,
+}
+
+impl ProfileChanges {
+    pub fn is_empty(&self) -> bool {
+        self.email.is_none()
+            && self.name.is_none()
+            && self.email_verified.is_none()
+            && self.scopes.is_none()
+    }
+}
+
 /// Moves the security version of the user named `$username` on and ends everything the
 /// user's logins made, in the caller's transaction: refresh-token families are revoked and
 /// browser sessions deleted. (Each also carries the security version it was made under, so
@@ -208,6 +226,15 @@ macro_rules! end_logins_of_user {
             .fetch_optional(&mut *$tx)
             .await?;
         let Some((id,)) = id else { return Ok(false) };
+        // Back-Channel Logout 1.0 §2.5: every relying party the user is signed in to hears.
+        sqlx::query(&format!(
+            "{} and f.user_id = $2",
+            super::logout::QUEUE_FOR_FAMILIES
+        ))
+        .bind($now)
+        .bind(&id)
+        .execute(&mut *$tx)
+        .await?;
         sqlx::query(
             "update refresh_families set revoked_at = $1 where user_id = $2 and revoked_at is null",
         )
@@ -346,6 +373,37 @@ impl Store {
         })
     }
 
+    /// Changes a user's profile or permissions (one statement: what is not given keeps its
+    /// stored value). False when there is no such user.
+    pub async fn update_user_profile(
+        &self,
+        username: &str,
+        c: &ProfileChanges,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let n = on_pool!(write self, |p| sqlx::query(
+            "update users set \
+               email = case when $1 then $2 else email end, \
+               name = case when $3 then $4 else name end, \
+               email_verified = coalesce($5, email_verified), \
+               scopes = coalesce($6, scopes), \
+               updated_at = $7 \
+             where username = $8"
+        )
+        .bind(c.email.is_some())
+        .bind(c.email.clone().flatten())
+        .bind(c.name.is_some())
+        .bind(c.name.clone().flatten())
+        .bind(c.email_verified)
+        .bind(c.scopes.as_ref().map(ToString::to_string))
+        .bind(now)
+        .bind(username)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
     /// Replaces the hash only if it is still `old` (a rehash after login must not undo a
     /// password change that happened meanwhile). True when it was replaced.
     pub async fn upgrade_password_hash(
@@ -402,7 +460,7 @@ impl Store {
     /// tokens), browser sessions, unused codes. Access tokens naming the user are refused
     /// from then on (their user is gone); the id is never reused. False when there is no
     /// such user.
-    pub async fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
+    pub async fn delete_user(&self, username: &str, now: i64) -> Result<bool, StoreError> {
         on_pool!(write self, |p| {
             let mut tx = p.begin().await?;
             let id: Option<(String,)> =
@@ -411,10 +469,19 @@ impl Store {
                     .fetch_optional(&mut *tx)
                     .await?;
             let Some((id,)) = id else { return Ok(false) };
+            sqlx::query(&format!(
+                "{} and f.user_id = $2",
+                super::logout::QUEUE_FOR_FAMILIES
+            ))
+            .bind(now)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
             for sql in [
                 "delete from refresh_families where user_id = $1",
                 "delete from sessions where user_id = $1",
                 "delete from authorization_codes where user_id = $1",
+                "delete from consents where user_id = $1",
             ] {
                 sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
             }

@@ -65,8 +65,29 @@ pub struct IdClaims {
     pub at_hash: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+    /// The session at ferrid that the client's login belongs to (its refresh-token family):
+    /// a logout token for this session carries the same value (Back-Channel Logout 1.0 §2.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     #[serde(flatten)]
     pub profile: ProfileClaims,
+}
+
+/// The `events` member of a logout token (Back-Channel Logout 1.0 §2.4).
+pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// A logout token (Back-Channel Logout 1.0 §2.4): like an ID token, but with `events`,
+/// `jti`, and never a `nonce`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LogoutClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    pub sid: String,
+    pub events: serde_json::Value,
 }
 
 /// The standard claims a scope releases (OIDC Core §5.4): `profile` gives name and

@@ -15,11 +15,17 @@ use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 
-pub use claims::{AccessClaims, Audience, IdClaims, ProfileClaims, at_hash};
+pub use claims::{
+    AccessClaims, Audience, BACKCHANNEL_LOGOUT_EVENT, IdClaims, LogoutClaims, ProfileClaims,
+    at_hash,
+};
 pub use keys::{KeyError, KeyRing};
 
 /// `typ` of access tokens (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+/// `typ` of logout tokens (Back-Channel Logout 1.0 §2.4: explicit typing, so that a logout
+/// token can never pass for an ID token or the other way round).
+pub const LOGOUT_TOKEN_TYP: &str = "logout+jwt";
 
 /// The current key ring, shared by every request and swapped whole on reload.
 #[derive(Clone)]
@@ -154,6 +160,11 @@ impl TokenIssuer {
         self.sign(Some("JWT"), claims)
     }
 
+    /// Signs a logout token: RS256, `typ: logout+jwt`, `kid` of the signing key.
+    pub fn sign_logout(&self, claims: &LogoutClaims) -> Result<String, TokenError> {
+        self.sign(Some(LOGOUT_TOKEN_TYP), claims)
+    }
+
     /// The JWS Compact Serialization of `claims`, signed with the ring's signing key.
     fn sign<T: Serialize>(&self, typ: Option<&str>, claims: &T) -> Result<String, TokenError> {
         let ring = self.keys.current();
@@ -164,8 +175,10 @@ impl TokenIssuer {
     /// The `(aud, sub)` of an ID token this issuer signed — an expired one too, as OIDC
     /// RP-Initiated Logout 1.0 §2 allows for `id_token_hint`.
     pub fn id_token_hint(&self, token: &str) -> Result<(String, String), TokenError> {
-        self.decode::<IdClaims>(token, |typ| !is_access_token_typ(typ))
-            .map(|(claims, _)| (claims.aud, claims.sub))
+        self.decode::<IdClaims>(token, |typ| {
+            !is_access_token_typ(typ) && !typ.eq_ignore_ascii_case(LOGOUT_TOKEN_TYP)
+        })
+        .map(|(claims, _)| (claims.aud, claims.sub))
     }
 
     /// Verifies an access token of this issuer: RS256 only (no `none`, no HMAC keyed with a

@@ -261,7 +261,8 @@ async fn other_errors_go_back_to_the_client_with_state() {
             &[("response_type", "token")],
             "unsupported_response_type",
         ),
-        (RP, &[("scope", "openid admin")], "invalid_scope"),
+        // A permission another client has, but not this one.
+        (RP, &[("scope", "openid items:write")], "invalid_scope"),
         (RP, &[("prompt", "none")], "login_required"),
         (
             "spa",
@@ -309,15 +310,12 @@ async fn the_login_form_needs_its_csrf_token() {
     form.retain(|(k, _)| k != "csrf_token");
     form.push(("username".into(), USER.into()));
     form.push(("password".into(), PASSWORD.into()));
-    let res = browser.post(&app.url("/authorize"), &form).await;
+    let res = browser.post(&app.url("/login"), &form).await;
     assert_eq!(res.status(), 403);
     assert!(res.headers().get("location").is_none());
     // A token that is not the cookie's.
     form.push(("csrf_token".into(), "forged".into()));
-    assert_eq!(
-        browser.post(&app.url("/authorize"), &form).await.status(),
-        403
-    );
+    assert_eq!(browser.post(&app.url("/login"), &form).await.status(), 403);
     // The right token but no cookie (a cross-site post carries none: SameSite=Strict).
     let mut stranger = Browser::new();
     let page = browser.get(&url).await.text().await.unwrap();
@@ -488,6 +486,7 @@ async fn https_issuers_get_host_only_secure_cookies_and_paths_work_behind_a_prox
         redirect_uris: vec![CALLBACK.into(), "com.example.app:/cb".into()],
         audiences: vec![],
         created_at: 0,
+        ..Default::default()
     };
     app.store.insert_client(&client).await.unwrap();
     app.add_user(USER, PASSWORD, "").await;
@@ -511,7 +510,10 @@ async fn https_issuers_get_host_only_secure_cookies_and_paths_work_behind_a_prox
     let html = page.text().await.unwrap();
     // Behind a proxy mapping /tenant, the form posts back to where it came from and the
     // stylesheet is relative.
-    assert!(html.contains("<form method=\"post\">") && html.contains("href=\"assets/ferrid.css\""));
+    assert!(
+        html.contains("<form method=\"post\" action=\"login\">")
+            && html.contains("href=\"assets/ferrid.css\"")
+    );
     let res = browser.sign_in(&app.base, &html, USER, PASSWORD).await;
     assert_eq!(res.status(), 303);
     assert!(location(&res).starts_with("com.example.app:/cb?code="));

@@ -124,10 +124,13 @@ async fn users_are_managed_from_the_command_line() {
 async fn clients_are_registered_with_explicit_grants() {
     let app = TestApp::spawn_empty().await;
     let dir = app.dir.path();
-    // At least one grant type is required.
-    let out = ferrid_cli(dir, &["client", "add", "web"], "");
+    // A public client needs a grant type; a confidential one without any is a resource
+    // server that only introspects.
+    let out = ferrid_cli(dir, &["client", "add", "web", "--public"], "");
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--grant-type"), "{}", stderr(&out));
+    let out = ferrid_cli(dir, &["client", "add", "resource-server", "--json"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
     // A public client cannot use client_credentials (RFC 6749 §4.4).
     let out = ferrid_cli(
         dir,

@@ -388,11 +388,30 @@ async fn client_credentials_is_for_confidential_clients_registered_for_it() {
     assert_eq!(claims["client_id"], API);
     assert!(claims.get("auth_time").is_none());
 
-    // No user, so no OIDC scopes.
+    // No user, so no OIDC scopes: one the client is not registered for is ignored (OIDC
+    // Core §3.1.2.1) …
+    let res = app
+        .token(
+            &[
+                ("grant_type", "client_credentials"),
+                ("scope", "openid items:read"),
+            ],
+            Some((API, API_SECRET)),
+        )
+        .await;
+    assert_eq!(res.json::<Value>().await.unwrap()["scope"], "items:read");
+    // … and one it is registered for is refused.
+    app.add_client(
+        "job",
+        Some(API_SECRET),
+        &["client_credentials"],
+        "openid items:read",
+    )
+    .await;
     let res = app
         .token(
             &[("grant_type", "client_credentials"), ("scope", "openid")],
-            Some((API, API_SECRET)),
+            Some(("job", API_SECRET)),
         )
         .await;
     assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_scope");

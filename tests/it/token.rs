@@ -331,7 +331,14 @@ async fn grant_and_scope_policy_errors() {
         f.push(("scope", scope));
         f
     };
-    // A scope the client may not have.
+    // A value no client is registered for is not defined here: ignored, and the response
+    // says what was granted (OIDC Core §3.1.2.1, RFC 6749 §3.3).
+    let res = app.token(&with_scope("openid admin phone"), basic).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["scope"], "openid");
+    // A permission another client is registered for, but not this one.
+    app.add_client("admin-tool", Some(CLIENT_SECRET), &["password"], "admin")
+        .await;
     let (status, _, body) = error_of(app.token(&with_scope("openid admin"), basic).await).await;
     assert_eq!(
         (status, body["error"].as_str().unwrap()),

@@ -149,6 +149,7 @@ async fn tokens_without_refresh_end_with_a_password_change_a_disable_or_their_cl
         redirect_uris: vec![],
         audiences: vec![CLIENT.into()],
         created_at: now,
+        ..Default::default()
     };
     app.store.insert_client(&job).await.unwrap();
     let res = app
@@ -182,6 +183,7 @@ async fn a_login_that_raced_a_password_change_leaves_nothing_alive() {
     assert!(app.store.set_password_hash(USER, &hash, now).await.unwrap());
     // … and then stores what the login made, under what it read.
     let session = Session {
+        id: "session-of-the-login".into(),
         user_id: user.id.clone(),
         auth_time: now,
         expires_at: now + 3600,
@@ -211,6 +213,7 @@ async fn a_login_that_raced_a_password_change_leaves_nothing_alive() {
         created_at: now,
         expires_at: now + 60,
         security_version: user.security_version,
+        session_id: Some(session.id.clone()),
     };
     app.store
         .insert_code(&sha256_hex("code"), &code)
@@ -310,7 +313,7 @@ async fn a_burst_of_wrong_guesses_gets_no_more_checks_than_a_sequence() {
         form.push(("password".into(), format!("wrong guess {i}")));
         let request = app
             .http
-            .post(app.url("/authorize"))
+            .post(app.url("/login"))
             .header("cookie", cookie.clone())
             .form(&form);
         async move { request.send().await.unwrap().status().as_u16() }
@@ -511,7 +514,7 @@ async fn only_safe_redirect_uris_can_be_registered() {
     // A grant-type list that parses to nothing registers nothing.
     let out = ferrid_cli(
         app.dir.path(),
-        &["client", "add", "no-grant", "--grant-type", ","],
+        &["client", "add", "no-grant", "--public", "--grant-type", ","],
         "",
     );
     assert!(!out.status.success());
@@ -530,6 +533,7 @@ async fn only_safe_redirect_uris_can_be_registered() {
         redirect_uris: vec!["javascript:alert(document.cookie)".into()],
         audiences: vec![],
         created_at: 0,
+        ..Default::default()
     };
     app.store.insert_client(&legacy).await.unwrap();
     let url = url::Url::parse_with_params(
@@ -626,6 +630,7 @@ async fn tokens_from_the_future_and_tokens_without_a_session_are_judged_by_time(
         redirect_uris: vec![],
         audiences: vec![CLIENT.into()],
         created_at,
+        ..Default::default()
     };
     let own = sign(&|c| {
         c.remove("sid");

@@ -8,7 +8,7 @@ use crate::model::Client;
 use crate::oauth::Params;
 
 impl OAuth {
-    pub(super) fn client_credentials_grant(
+    pub(super) async fn client_credentials_grant(
         &self,
         client: &Client,
         params: &Params,
@@ -20,7 +20,7 @@ impl OAuth {
                 "public clients cannot use client_credentials (RFC 6749 section 4.4)",
             ));
         }
-        let requested = scope::parse_requested(params.get("scope"))?;
+        let requested = self.requested_scopes(params.get("scope"), client).await?;
         let granted = scope::grant_for_client(requested.as_ref(), client)?;
         let access_token = self.sign_access_token(client, &client.id, &granted, None, None, now)?;
         Ok(TokenResponse {

@@ -63,7 +63,9 @@ impl OAuth {
         match grant {
             GrantType::Password => self.password_grant(&client, params, ip, now).await,
             GrantType::RefreshToken => self.refresh_grant(&client, params, now).await,
-            GrantType::ClientCredentials => self.client_credentials_grant(&client, params, now),
+            GrantType::ClientCredentials => {
+                self.client_credentials_grant(&client, params, now).await
+            }
             GrantType::AuthorizationCode => {
                 self.authorization_code_grant(&client, params, now).await
             }
@@ -180,6 +182,7 @@ impl OAuth {
                 auth_time,
                 at_hash: at_hash(&access_token),
                 nonce: nonce.map(str::to_owned),
+                sid: sid.map(str::to_owned),
                 profile: profile_claims(user, scopes),
             };
             Some(self.tokens.sign_id(&id).map_err(internal)?)
@@ -334,6 +337,7 @@ mod tests {
                 scopes: ScopeSet::parse("openid profile items:read").unwrap(),
                 redirect_uris: uris,
                 audiences: vec![],
+                settings: Default::default(),
             },
             NOW - 10,
         )
@@ -377,9 +381,21 @@ mod tests {
         assert_eq!(code(token(&f, "app", wrong).await), "invalid_grant");
         let unknown = "grant_type=password&username=nobody&password=wrong";
         assert_eq!(code(token(&f, "app", unknown).await), "invalid_grant");
-        let permission =
-            "grant_type=password&username=ada&password=correct+horse+battery&scope=items:write";
+        // A value no client is registered for is not defined here: ignored (OIDC Core
+        // §3.1.2.1), and the response says what was granted (RFC 6749 §3.3).
+        let permission = "grant_type=password&username=ada&password=correct+horse+battery&scope=openid+items:write";
+        assert_eq!(token(&f, "app", permission).await.unwrap().scope, "openid");
+        // Once some client may have it, it is a permission this client may not: refused.
+        let writer = Client {
+            id: "writer".into(),
+            scopes: ScopeSet::parse("items:write").unwrap(),
+            ..Client::default()
+        };
+        f.store.insert_client(&writer).await.unwrap();
         assert_eq!(code(token(&f, "app", permission).await), "invalid_scope");
+        let user_lacks =
+            "grant_type=password&username=ada&password=correct+horse+battery&scope=openid";
+        assert_eq!(code(token(&f, "app", user_lacks).await), "ok");
         assert_eq!(
             code(token(&f, "app", "grant_type=implicit").await),
             "unsupported_grant_type"
@@ -459,15 +475,12 @@ mod tests {
         .unwrap();
         let request = f.oauth.check_authorize(&params).await.unwrap();
         let user = f.store.user_by_username("ada").await.unwrap().unwrap();
-        let issue = || f.oauth.issue_code(&request, &user, NOW, NOW);
-        let code_of = |to: String| {
-            url::Url::parse(&to)
-                .unwrap()
-                .query_pairs()
-                .find(|(k, _)| k == "code")
-                .unwrap()
-                .1
-                .into_owned()
+        let (_, session) = f.oauth.start_session(&user, None, NOW).await.unwrap();
+        let scopes = ScopeSet::parse("openid").unwrap();
+        let issue = || f.oauth.issue_code(&request, &user, &scopes, &session, NOW);
+        let code_of = |r: crate::oauth::authorize::AuthorizationResponse| {
+            let (_, code) = r.params.iter().find(|(k, _)| *k == "code").unwrap();
+            code.clone()
         };
         let exchange = |c: &str, uri: &str| {
             format!(

@@ -40,7 +40,7 @@ impl OAuth {
         let started = tokio::time::Instant::now();
         let username = params.require("username")?;
         let password = Secret::new(params.require("password")?);
-        let requested = scope::parse_requested(params.get("scope"))?;
+        let requested = self.requested_scopes(params.get("scope"), client).await?;
         scope::check_client(requested.as_ref(), client)?;
 
         let user = self

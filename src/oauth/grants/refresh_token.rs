@@ -25,7 +25,7 @@ impl OAuth {
         now: i64,
     ) -> Result<TokenResponse, OAuthError> {
         let presented = params.require("refresh_token")?;
-        let requested = scope::parse_requested(params.get("scope"))?;
+        let requested = self.requested_scopes(params.get("scope"), client).await?;
         let presented_hash = opaque::sha256_hex(presented);
 
         let Some((record, user)) = self.store.refresh_record_with_user(&presented_hash).await?

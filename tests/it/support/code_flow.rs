@@ -11,6 +11,7 @@ use super::{PASSWORD, TestApp, USER};
 pub const RP: &str = "webapp";
 pub const RP_SECRET: &str = "webapp-secret-0123456789-0123456789-0123456789";
 pub const CALLBACK: &str = "http://127.0.0.1:9/callback";
+pub const SIGNED_OUT: &str = "http://127.0.0.1:9/signed-out";
 
 /// A client registered for the code flow (and refresh), plus a public one.
 pub async fn spawn() -> TestApp {
@@ -23,9 +24,9 @@ pub async fn spawn() -> TestApp {
             ferrid::model::GrantType::RefreshToken,
         ],
         scopes: ferrid::model::ScopeSet::parse("openid profile email items:read").unwrap(),
-        redirect_uris: vec![CALLBACK.into(), "http://127.0.0.1:9/signed-out".into()],
-        audiences: vec![],
-        created_at: 0,
+        redirect_uris: vec![CALLBACK.into()],
+        post_logout_redirect_uris: vec![SIGNED_OUT.into()],
+        ..Default::default()
     };
     app.store.insert_client(&client).await.unwrap();
     client.id = "spa".into();
@@ -109,7 +110,7 @@ impl Browser {
         let mut form = hidden_fields(page);
         form.push(("username".into(), username.into()));
         form.push(("password".into(), password.into()));
-        self.post(&format!("{base}/authorize"), &form).await
+        self.post(&format!("{base}/login"), &form).await
     }
 }
 

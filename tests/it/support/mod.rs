@@ -283,6 +283,7 @@ impl TestApp {
             redirect_uris: vec![],
             audiences: vec![],
             created_at: self.clock.now(),
+            ..Default::default()
         };
         self.store
             .insert_client(&client)
