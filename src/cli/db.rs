@@ -37,12 +37,13 @@ async fn copy_database(from: &str, to: &str) -> anyhow::Result<()> {
     target.close().await;
     let report = report?;
     println!(
-        "copied {} users, {} clients, {} live refresh tokens and {} access-token revocations \
-         from {} to {}",
+        "copied {} users, {} clients, {} live refresh tokens, {} access-token revocations and \
+         {} consents from {} to {}",
         report.users,
         report.clients,
         report.refresh_tokens,
         report.revoked_access_tokens,
+        report.consents,
         source.engine(),
         target.engine()
     );

@@ -12,7 +12,7 @@ use axum::response::Response;
 
 use super::cookies::cookie;
 use super::extract::{ClientIp, OAuthForm};
-use super::pages::{authorize_error, error_page, html, query_params, respond};
+use super::pages::{authorize_error, authorize_error_as, error_page, html, query_params, respond};
 use super::state::AppState;
 use crate::model::{ScopeSet, Secret, User};
 use crate::oauth::authorize::{
@@ -76,7 +76,7 @@ async fn authorize(
 ) -> Response {
     let request = match s.oauth.check_authorize(params).await {
         Ok(r) => r,
-        Err(e) => return authorize_error(s, e),
+        Err(e) => return authorize_error_as(s, e, redirect),
     };
     let now = s.clock.now();
     if let Some(cookie) = cookie(headers, s.cookies.session) {
@@ -85,11 +85,11 @@ async fn authorize(
                 return signed_in(s, headers, &request, &user, &session, redirect).await;
             }
             Ok(_) => {}
-            Err(e) => return authorize_error(s, e),
+            Err(e) => return authorize_error_as(s, e, redirect),
         }
     }
     if request.prompt_none {
-        return authorize_error(s, request.login_required());
+        return authorize_error_as(s, request.login_required(), redirect);
     }
     let username = request.login_hint.clone().unwrap_or_default();
     login_page(s, headers, &request, &username, None, StatusCode::OK)
@@ -111,7 +111,7 @@ async fn signed_in(
     {
         Ok(SignedIn::Respond(response)) => respond(&response, redirect),
         Ok(SignedIn::AskConsent(scopes)) => consent_page(s, headers, request, user, &scopes),
-        Err(e) => authorize_error(s, e),
+        Err(e) => authorize_error_as(s, e, redirect),
     }
 }
 
@@ -126,7 +126,7 @@ pub async fn login(
     let started = tokio::time::Instant::now();
     let request = match s.oauth.check_authorize(&params).await {
         Ok(r) => r,
-        Err(e) => return authorize_error(&s, e),
+        Err(e) => return authorize_error_as(&s, e, StatusCode::SEE_OTHER),
     };
     if !s.cookies.csrf_ok(&headers, &params) {
         return form_expired();
@@ -154,14 +154,20 @@ pub async fn login(
             let status = StatusCode::SERVICE_UNAVAILABLE;
             return login_page(&s, &headers, &request, username, message, status);
         }
-        Err(e) => return authorize_error(&s, AuthorizeError::Internal(e.into())),
+        Err(e) => {
+            return authorize_error_as(
+                &s,
+                AuthorizeError::Internal(e.into()),
+                StatusCode::SEE_OTHER,
+            );
+        }
     };
     // A new sign-in gets a new cookie (no session fixation); the browser's previous session
     // continues if it was this user's, and ends otherwise.
     let previous = cookie(&headers, s.cookies.session);
     let (cookie, session) = match s.oauth.start_session(&user, previous, now).await {
         Ok(started) => started,
-        Err(e) => return authorize_error(&s, e),
+        Err(e) => return authorize_error_as(&s, e, StatusCode::SEE_OTHER),
     };
     let mut res = signed_in(
         &s,
@@ -184,7 +190,7 @@ pub async fn consent(
 ) -> Response {
     let request = match s.oauth.check_authorize(&params).await {
         Ok(r) => r,
-        Err(e) => return authorize_error(&s, e),
+        Err(e) => return authorize_error_as(&s, e, StatusCode::SEE_OTHER),
     };
     if !s.cookies.csrf_ok(&headers, &params) {
         return form_expired();
@@ -199,7 +205,7 @@ pub async fn consent(
             (user, session)
         }
         Ok(_) => return form_expired(),
-        Err(e) => return authorize_error(&s, e),
+        Err(e) => return authorize_error_as(&s, e, StatusCode::SEE_OTHER),
     };
     let allowed = params.get("decision") == Some("allow");
     match s
@@ -208,7 +214,7 @@ pub async fn consent(
         .await
     {
         Ok(response) => respond(&response, StatusCode::SEE_OTHER),
-        Err(e) => authorize_error(&s, e),
+        Err(e) => authorize_error_as(&s, e, StatusCode::SEE_OTHER),
     }
 }
 

@@ -102,6 +102,11 @@ pub fn query_params(query: Option<String>) -> Result<crate::oauth::Params, Box<R
 
 /// The page (or redirect) for an authorization or logout error.
 pub fn authorize_error(s: &AppState, e: AuthorizeError) -> Response {
+    authorize_error_as(s, e, StatusCode::FOUND)
+}
+
+/// [`authorize_error`], redirecting with `status` (303 after a form: RFC 9110 §15.4.4).
+pub fn authorize_error_as(s: &AppState, e: AuthorizeError, status: StatusCode) -> Response {
     match e {
         AuthorizeError::Untrusted(message) => {
             error_page(StatusCode::BAD_REQUEST, "Cannot sign in", message)
@@ -115,7 +120,7 @@ pub fn authorize_error(s: &AppState, e: AuthorizeError) -> Response {
         } => {
             let issuer = s.oauth.issuer();
             let response = error_response(&to, mode, error, &description, state.as_deref(), issuer);
-            respond(&response, StatusCode::FOUND)
+            respond(&response, status)
         }
         AuthorizeError::Unavailable => error_page(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -47,4 +47,22 @@ impl Store {
         .map(|_| ()))?;
         Ok(())
     }
+
+    /// Every consent: `(user_id, client_id, scopes, updated_at)` (copying databases).
+    pub async fn consents(&self) -> Result<Vec<(String, String, ScopeSet, i64)>, StoreError> {
+        let rows: Vec<(String, String, String, i64)> = on_pool!(self, |p| {
+            sqlx::query_as(
+            "select user_id, client_id, scopes, updated_at from consents order by user_id, client_id"
+        )
+        .fetch_all(p)
+        .await
+        })?;
+        rows.into_iter()
+            .map(|(u, c, s, at)| {
+                ScopeSet::parse(&s)
+                    .map(|s| (u, c, s, at))
+                    .map_err(|e| StoreError::Corrupt(format!("scopes of a consent: {e}")))
+            })
+            .collect()
+    }
 }

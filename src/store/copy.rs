@@ -10,12 +10,13 @@ pub struct CopyReport {
     pub clients: usize,
     pub refresh_tokens: usize,
     pub revoked_access_tokens: usize,
+    pub consents: usize,
 }
 
 impl Store {
     /// Copies users (ids, hashes and all), clients, live sessions (refresh-token families,
     /// which access tokens name in `sid`) with their unused refresh tokens (as digests), and
-    /// live access-token revocations into `target`, which must be empty. Rotated tokens and
+    /// live access-token revocations and the consents users gave into `target`, which must be empty. Rotated tokens and
     /// expired or revoked families are not needed and stay behind.
     pub async fn copy_into(&self, target: &Store, now: i64) -> anyhow::Result<CopyReport> {
         if !target.is_empty().await? {
@@ -44,6 +45,12 @@ impl Store {
         for (jti, exp) in self.revoked_access_tokens(now).await? {
             target.revoke_access_token(&jti, exp).await?;
             report.revoked_access_tokens += 1;
+        }
+        for (user_id, client_id, scopes, at) in self.consents().await? {
+            target
+                .save_consent(&user_id, &client_id, &scopes, at)
+                .await?;
+            report.consents += 1;
         }
         Ok(report)
     }

@@ -38,8 +38,8 @@ pub struct LogoutNotification {
 impl Store {
     /// Whether any notification is due (a cheap read before a claiming write).
     pub async fn logout_notifications_due(&self, now: i64) -> Result<bool, StoreError> {
-        let due: Option<(i64,)> = on_pool!(self, |p| sqlx::query_as(
-            "select 1 from logout_notifications where next_attempt_at <= $1 \
+        let due: Option<(String,)> = on_pool!(self, |p| sqlx::query_as(
+            "select id from logout_notifications where next_attempt_at <= $1 \
              and claimed_until <= $1 limit 1"
         )
         .bind(now)

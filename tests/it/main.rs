@@ -4,11 +4,13 @@
 
 mod support;
 
+mod apache;
 mod authorize;
 mod browser;
 mod cli;
 mod crash;
 mod discovery;
+mod interop;
 mod keys;
 mod lifecycle;
 mod limits;

@@ -409,6 +409,17 @@ async fn db_copy_moves_users_clients_and_live_sessions() {
         .refresh(&field(&first, "refresh_token"), None)
         .await;
     assert!(server.stop());
+    // A consent ada gave a third-party app goes along too (she is not asked again).
+    let source_store = ferrid::store::Store::connect(source.database_url(), 1)
+        .await
+        .unwrap();
+    let ada = source_store.user_by_username("ada").await.unwrap().unwrap();
+    let allowed = ferrid::model::ScopeSet::parse("openid profile").unwrap();
+    source_store
+        .save_consent(&ada.id, "app", &allowed, 1)
+        .await
+        .unwrap();
+    source_store.close().await;
 
     // The target: PostgreSQL when the suite runs on it, another SQLite file otherwise.
     let target = TestDir::new();
@@ -419,10 +430,19 @@ async fn db_copy_moves_users_clients_and_live_sessions() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("copied 1 users, 1 clients, 1 live refresh tokens"),
+        stdout(&out).contains("copied 1 users, 1 clients, 1 live refresh tokens")
+            && stdout(&out).contains("and 1 consents"),
         "{}",
         stdout(&out)
     );
+    let target_store = ferrid::store::Store::connect(target.database_url(), 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        target_store.consent(&ada.id, "app").await.unwrap(),
+        Some(allowed)
+    );
+    target_store.close().await;
     // The keys go along as files, as an operator would copy them.
     std::fs::create_dir_all(target.path().join("keys")).unwrap();
     for entry in std::fs::read_dir(source.path().join("keys")).unwrap() {

@@ -135,6 +135,9 @@ fn unescape(s: &str) -> String {
         .replace("&#x27;", "'")
         .replace("&lt;", "<")
         .replace("&gt;", ">")
+        .replace("&#38;", "&")
+        .replace("&#60;", "<")
+        .replace("&#62;", ">")
         .replace("&amp;", "&")
 }
 

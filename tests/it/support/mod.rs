@@ -11,7 +11,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod api;
+pub mod chrome;
 pub mod code_flow;
+pub mod receiver;
 
 pub use api::{Api, at_header, field, insecure_claims, kid_of, kids, signing_key_pem};
 
