@@ -55,6 +55,13 @@ async fn discovery_lists_only_what_is_implemented_and_every_url_answers() {
     );
     assert_eq!(doc["end_session_endpoint"], app.url("/logout").as_str());
     assert_eq!(doc["response_types_supported"], serde_json::json!(["code"]));
+    // Form Post Response Mode; Back-Channel Logout 1.0 §2.1 (logout tokens carry `sid`).
+    assert_eq!(
+        doc["response_modes_supported"],
+        serde_json::json!(["query", "form_post"])
+    );
+    assert_eq!(doc["backchannel_logout_supported"], true);
+    assert_eq!(doc["backchannel_logout_session_supported"], true);
     assert_eq!(
         doc["code_challenge_methods_supported"],
         serde_json::json!(["S256"])
