@@ -375,8 +375,16 @@ impl OAuth {
                         .await?;
                     Some(old.id)
                 }
-                _ => {
+                // Another user's live session ends, and its relying parties hear of it.
+                Some(_) => {
                     self.end_browser_session(cookie, now).await?;
+                    None
+                }
+                // An expired or ended one: only its cookie goes.
+                None => {
+                    self.store
+                        .delete_session_cookie(&opaque::sha256_hex(cookie))
+                        .await?;
                     None
                 }
             },

@@ -781,6 +781,65 @@ async fn back_channel_logout_tells_every_relying_party_of_the_session() {
     assert_eq!(sids["offline-app"], offline_sid);
 }
 
+/// A browser's session outlives a new sign-in by the same user (the relying parties it signed
+/// in stay signed in), and ends when someone else signs in on that browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_sign_in_continues_the_same_users_session_and_ends_anothers() {
+    let app = spawn().await;
+    app.add_user("bob", PASSWORD, "").await;
+    let rp = Receiver::start().await;
+    let secret = add_client(
+        &app,
+        "notes",
+        &[
+            "--grant-type",
+            "authorization_code",
+            "--grant-type",
+            "refresh_token",
+            "--redirect-uri",
+            CALLBACK,
+            "--scope",
+            "openid",
+            "--backchannel-logout-uri",
+            &rp.url("/bc"),
+        ],
+    )
+    .await;
+    let notes = app.api.as_client("notes", &secret);
+    let mut browser = Browser::new();
+    let tokens = sign_in_to(&app, &mut browser, ("notes", &secret), "openid").await;
+    let sign_in_again_as = async |browser: &mut Browser, user: &str| {
+        let (url, _) = authorize_url(&app, RP, &[("prompt", "login")]);
+        let page = browser.get(&url).await.text().await.unwrap();
+        let res = browser.sign_in(&app.base, &page, user, PASSWORD).await;
+        assert_eq!(res.status(), 303);
+    };
+    // ada again (prompt=login): nothing ends. The delivery task polls every second.
+    sign_in_again_as(&mut browser, USER).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(rp.received().is_empty(), "{:?}", rp.received());
+    let (status, refreshed) = notes
+        .refresh(tokens["refresh_token"].as_str().unwrap(), None)
+        .await;
+    assert_eq!(status, 200, "{refreshed}");
+    // bob on ada's browser: ada's session ends, and notes hears of it.
+    sign_in_again_as(&mut browser, "bob").await;
+    let told = app
+        .eventually(Duration::from_secs(10), || async {
+            !rp.received().is_empty()
+        })
+        .await;
+    assert!(told);
+    let token = rp.received()[0].form()["logout_token"].clone();
+    let (_, claims) = verified_logout_token(&app, &token, "notes").await;
+    let ada = app.store.user_by_username(USER).await.unwrap().unwrap();
+    assert_eq!(claims["sub"], ada.id.as_str());
+    let (status, _) = notes
+        .refresh(refreshed["refresh_token"].as_str().unwrap(), None)
+        .await;
+    assert_eq!(status, 400, "ended with the session (no offline_access)");
+}
+
 // 8. OAuth 2.0 Form Post Response Mode, in a real browser.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn form_post_sends_the_code_in_a_post_the_page_submits_itself() {
