@@ -110,6 +110,7 @@ impl App {
             },
             throttle.clone(),
             Arc::new(crate::metrics::Metrics::default()),
+            &keys::derive_key(&secret, "ferrid consent ticket v1"),
         );
         let state = AppState::new(crate::http::state::ServerContext {
             trust_x_forwarded_for: config.trust_x_forwarded_for,

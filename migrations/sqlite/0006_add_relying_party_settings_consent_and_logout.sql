@@ -18,6 +18,7 @@ update clients set post_logout_redirect_uris = redirect_uris;
 
 alter table sessions add column id text;
 alter table authorization_codes add column session_id text;
+create index authorization_codes_session on authorization_codes (session_id);
 alter table refresh_families add column session_id text;
 create index refresh_families_session on refresh_families (session_id);
 

@@ -183,8 +183,13 @@ async fn client_command(cmd: ClientCommand, store: &Store) -> anyhow::Result<()>
             let id = ClientId::parse(&client_id)?;
             // The rules that do not need the secret, before any is read.
             let parsed = registration.parse()?;
-            check_client_shape(public, &parsed.grant_types, &parsed.redirect_uris)
-                .map_err(in_flag_words)?;
+            check_client_shape(
+                public,
+                registration.consent,
+                &parsed.grant_types,
+                &parsed.redirect_uris,
+            )
+            .map_err(in_flag_words)?;
             if public && secret_stdin {
                 bail!("a public client has no secret; drop --public or --secret-stdin");
             }
@@ -355,5 +360,9 @@ fn in_flag_words(e: InvalidClient) -> anyhow::Error {
         InvalidClient::NoGrantType => {
             anyhow::anyhow!("a public client needs at least one --grant-type")
         }
+        InvalidClient::ConsentWithPassword => anyhow::anyhow!(
+            "a client with --consent cannot use the password grant (users would never see the \
+             consent page); drop --consent or --grant-type password"
+        ),
     }
 }

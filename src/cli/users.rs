@@ -34,8 +34,9 @@ pub enum UserCommand {
         disabled: bool,
     },
     /// Change a user's profile or permissions. What is given replaces what is stored (a
-    /// list of --scope replaces the stored list); the rest is kept. Tokens already issued
-    /// keep their claims until they are refreshed.
+    /// list of --scope replaces the stored list); the rest is kept. A new --email is
+    /// unverified unless --email-verified is given too. Tokens already issued keep their
+    /// claims until they are refreshed.
     Update {
         username: String,
         #[arg(long, conflicts_with = "no_email")]

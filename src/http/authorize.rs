@@ -11,12 +11,15 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use super::cookies::cookie;
-use super::extract::{ClientIp, OAuthForm};
-use super::pages::{authorize_error, authorize_error_as, error_page, html, query_params, respond};
+use super::extract::{ClientIp, PageForm};
+use super::pages::{
+    authorize_error, authorize_error_as, error_page, html, query_params, redirect, respond,
+};
 use super::state::AppState;
 use crate::model::{ScopeSet, Secret, User};
 use crate::oauth::authorize::{
-    AuthorizeError, AuthorizeRequest, SESSION_TTL_SECS, SignedIn, describe_scope,
+    AuthorizeError, AuthorizeRequest, ConsentAnswer, SESSION_TTL_SECS, SignedIn, describe_scope,
+    with_query,
 };
 use crate::oauth::{OAuthError, Params};
 use crate::store::Session;
@@ -42,6 +45,7 @@ struct ConsentPage<'a> {
     permissions: &'a [&'a str],
     params: &'a [(String, String)],
     csrf: &'a str,
+    ticket: &'a str,
 }
 
 /// `GET /authorize`.
@@ -60,8 +64,19 @@ pub async fn authorize_get(
 pub async fn authorize_post(
     State(s): State<AppState>,
     headers: HeaderMap,
-    OAuthForm(params): OAuthForm,
+    PageForm(params): PageForm,
 ) -> Response {
+    if cookie(&headers, s.cookies.session).is_none() {
+        // A browser sends no `SameSite=Lax` cookie with a POST from another site, signed in
+        // or not; it does with a top-level GET. So without a session cookie the request
+        // continues as the GET, where single sign-on can see the session.
+        let here = format!(
+            "{}{}",
+            s.oauth.issuer().trim_end_matches('/'),
+            super::paths::AUTHORIZE
+        );
+        return redirect(&with_query(&here, &params.sorted()), StatusCode::SEE_OTHER);
+    }
     // 303: the browser follows with a GET (RFC 9110 §15.4.4).
     authorize(&s, &headers, &params, StatusCode::SEE_OTHER).await
 }
@@ -110,7 +125,9 @@ async fn signed_in(
         .await
     {
         Ok(SignedIn::Respond(response)) => respond(&response, redirect),
-        Ok(SignedIn::AskConsent(scopes)) => consent_page(s, headers, request, user, &scopes),
+        Ok(SignedIn::AskConsent { scopes, ticket }) => {
+            consent_page(s, headers, request, user, &scopes, &ticket)
+        }
         Err(e) => authorize_error_as(s, e, redirect),
     }
 }
@@ -121,7 +138,7 @@ pub async fn login(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    OAuthForm(params): OAuthForm,
+    PageForm(params): PageForm,
 ) -> Response {
     let started = tokio::time::Instant::now();
     let request = match s.oauth.check_authorize(&params).await {
@@ -186,7 +203,7 @@ pub async fn login(
 pub async fn consent(
     State(s): State<AppState>,
     headers: HeaderMap,
-    OAuthForm(params): OAuthForm,
+    PageForm(params): PageForm,
 ) -> Response {
     let request = match s.oauth.check_authorize(&params).await {
         Ok(r) => r,
@@ -201,16 +218,18 @@ pub async fn consent(
         None => Ok(None),
     };
     let (user, session) = match signed_in {
-        Ok(Some((user, session))) if request.max_age_allows(session.auth_time, now) => {
-            (user, session)
-        }
-        Ok(_) => return form_expired(),
+        Ok(Some(found)) => found,
+        // Signed out meanwhile (or elsewhere): sign in again, then the page comes back.
+        Ok(None) => return login_page(&s, &headers, &request, "", None, StatusCode::OK),
         Err(e) => return authorize_error_as(&s, e, StatusCode::SEE_OTHER),
     };
-    let allowed = params.get("decision") == Some("allow");
+    let answer = ConsentAnswer {
+        allowed: params.get("decision") == Some("allow"),
+        ticket: params.get("consent_ticket").unwrap_or_default(),
+    };
     match s
         .oauth
-        .consent_answered(&request, &user, &session, allowed, now)
+        .consent_answered(&request, &user, &session, answer, now)
         .await
     {
         Ok(response) => respond(&response, StatusCode::SEE_OTHER),
@@ -256,7 +275,7 @@ fn login_page(
             username,
             error,
         };
-        html(status, page.render(), Some(&request.redirect_uri))
+        html(status, page.render())
     })
 }
 
@@ -266,6 +285,7 @@ fn consent_page(
     request: &AuthorizeRequest,
     user: &User,
     scopes: &ScopeSet,
+    ticket: &str,
 ) -> Response {
     let identity: Vec<&'static str> = scopes.iter().filter_map(describe_scope).collect();
     let permissions: Vec<&str> = scopes
@@ -280,7 +300,8 @@ fn consent_page(
             permissions: &permissions,
             params: &request.params,
             csrf,
+            ticket,
         };
-        html(StatusCode::OK, page.render(), Some(&request.redirect_uri))
+        html(StatusCode::OK, page.render())
     })
 }

@@ -45,6 +45,26 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
     }
 }
 
+/// [`OAuthForm`] for the pages' forms (`/authorize`, `/login`, `/consent`, `/logout`): a
+/// body that is not a form, too large, or malformed gets the HTML error page a person can
+/// read, not the token endpoint's JSON.
+pub struct PageForm(pub Params);
+
+impl<S: Send + Sync> FromRequest<S> for PageForm {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match OAuthForm::from_request(req, state).await {
+            Ok(OAuthForm(params)) => Ok(PageForm(params)),
+            Err(rejected) => Err(super::pages::error_page(
+                rejected.status(),
+                "Invalid request",
+                "The form could not be read. Start again from the application.",
+            )),
+        }
+    }
+}
+
 fn body_rejection(e: BytesRejection) -> Response {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         let res = (

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use super::cookies::cookie;
-use super::extract::OAuthForm;
+use super::extract::PageForm;
 use super::pages::{authorize_error, error_page, html, query_params, redirect};
 use super::state::AppState;
 use crate::oauth::Params;
@@ -46,7 +46,7 @@ pub async fn logout(
 pub async fn logout_post(
     State(s): State<AppState>,
     headers: HeaderMap,
-    OAuthForm(params): OAuthForm,
+    PageForm(params): PageForm,
 ) -> Response {
     rp_initiated_logout(s, headers, params, true).await
 }
@@ -81,7 +81,7 @@ async fn rp_initiated_logout(
         LogoutOutcome::SignedOut { redirect: to } => {
             let mut res = match to {
                 Some(to) => redirect(&to, StatusCode::SEE_OTHER),
-                None => html(StatusCode::OK, LoggedOutPage { error: None }.render(), None),
+                None => html(StatusCode::OK, LoggedOutPage { error: None }.render()),
             };
             s.cookies.clear_session(&mut res);
             res
@@ -90,7 +90,7 @@ async fn rp_initiated_logout(
             let page = LoggedOutPage {
                 error: Some(message),
             };
-            let mut res = html(StatusCode::BAD_REQUEST, page.render(), None);
+            let mut res = html(StatusCode::BAD_REQUEST, page.render());
             s.cookies.clear_session(&mut res);
             res
         }
@@ -121,11 +121,7 @@ fn logout_confirm_page(
         params: &carried,
         csrf: &csrf,
     };
-    let mut res = html(
-        StatusCode::OK,
-        page.render(),
-        params.get("post_logout_redirect_uri"),
-    );
+    let mut res = html(StatusCode::OK, page.render());
     if fresh {
         s.cookies.set_csrf(&mut res, &csrf);
     }

@@ -65,7 +65,6 @@ pub fn respond(response: &AuthorizationResponse, status: StatusCode) -> Response
             page_with_script(
                 StatusCode::OK,
                 page.render(),
-                Some(&response.redirect_uri),
                 Some(form_post_script_source()),
             )
         }
@@ -139,24 +138,25 @@ pub fn authorize_error_as(s: &AppState, e: AuthorizeError, status: StatusCode) -
 }
 
 pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
-    html(status, ErrorPage { title, message }.render(), None)
+    html(status, ErrorPage { title, message }.render())
 }
 
-/// An HTML response with the security headers. `form_target` is where a form submission
-/// ends: CSP's form-action also governs the redirect that answers the form.
-pub fn html(
-    status: StatusCode,
-    body: Result<String, askama::Error>,
-    form_target: Option<&str>,
-) -> Response {
-    page_with_script(status, body, form_target, None)
+/// An HTML response with the security headers: a strict Content-Security-Policy (nothing
+/// but this site's stylesheet and images; no scripts, no framing, no `<base>`), no caching,
+/// no referrer.
+///
+/// No `form-action`: Chromium applies it to every redirect that follows a form submission,
+/// so a relying party whose callback redirects on to another origin (its app, a CDN) would
+/// be blocked after the login, consent or form-post page — and these pages have no markup an
+/// attacker controls (askama escapes everything) to inject a form into.
+pub fn html(status: StatusCode, body: Result<String, askama::Error>) -> Response {
+    page_with_script(status, body, None)
 }
 
 /// [`html`], with one script allowed by its CSP source (a hash).
 fn page_with_script(
     status: StatusCode,
     body: Result<String, askama::Error>,
-    form_target: Option<&str>,
     script_source: Option<&str>,
 ) -> Response {
     let body = match body {
@@ -166,21 +166,12 @@ fn page_with_script(
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
     };
-    // The redirect URI's origin, or its scheme for a native app's private-use URI
-    // (RFC 8252 §7.1).
-    let form_action = match form_target.and_then(|t| url::Url::parse(t).ok()) {
-        Some(url) if matches!(url.scheme(), "http" | "https") => {
-            format!("'self' {}", url.origin().ascii_serialization())
-        }
-        Some(url) => format!("'self' {}:", url.scheme()),
-        None => "'self'".to_owned(),
-    };
     let script = script_source
         .map(|source| format!("; script-src {source}"))
         .unwrap_or_default();
     let csp = format!(
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; \
-         frame-ancestors 'none'; base-uri 'none'{script}"
+        "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; \
+         base-uri 'none'{script}"
     );
     let content_type = HeaderValue::from_static("text/html; charset=utf-8");
     let mut res = (status, [(CONTENT_TYPE, content_type)], body).into_response();
@@ -224,10 +215,7 @@ mod tests {
         let res = respond(&response, StatusCode::FOUND);
         assert_eq!(res.status(), StatusCode::OK);
         let csp = res.headers()[CONTENT_SECURITY_POLICY].to_str().unwrap();
-        assert!(
-            csp.contains("form-action 'self' https://rp.example;"),
-            "{csp}"
-        );
+        assert!(!csp.contains("form-action"), "{csp}");
         assert!(
             csp.ends_with(&format!("script-src {}", form_post_script_source())),
             "{csp}"

@@ -94,17 +94,37 @@ pub struct ClientChanges {
 pub struct DisplayName(String);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("a display name must be 1 to 100 characters without control characters")]
+#[error(
+    "a display name must be 1 to 100 characters without control or invisible formatting characters"
+)]
 pub struct InvalidDisplayName;
 
 impl DisplayName {
     pub fn parse(name: &str) -> Result<Self, InvalidDisplayName> {
         let name = name.trim();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        let invisible = |c: char| c.is_control() || is_format_char(c);
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(invisible) {
             return Err(InvalidDisplayName);
         }
         Ok(Self(name.to_owned()))
     }
+}
+
+/// Unicode format characters (category Cf) that can make a name on the consent page read
+/// as another (bidirectional overrides and isolates, zero-width characters).
+fn is_format_char(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    )
 }
 
 /// Where a client receives logout tokens (Back-Channel Logout 1.0 §2.2): `https`, or `http`
@@ -132,7 +152,9 @@ impl BackchannelLogoutUri {
             return Err(refused());
         }
         check_redirect_uri(uri, RedirectUriPolicy::default()).map_err(|_| refused())?;
-        Ok(Self(uri.to_owned()))
+        // Stored as the URL parser writes it (spaces percent-encoded, hosts in ASCII), which
+        // every HTTP client accepts.
+        Ok(Self(parsed.as_str().to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -156,6 +178,13 @@ pub enum InvalidClient {
     /// A confidential client may have none (a resource server that only introspects).
     #[error("a public client needs at least one grant type")]
     NoGrantType,
+    /// The password grant has no page to show consent on: a client that must ask users
+    /// (a third-party app) uses the authorization-code flow.
+    #[error(
+        "a client that asks for consent cannot use the password grant (users would never see \
+         the consent page); drop --consent or that grant"
+    )]
+    ConsentWithPassword,
     #[error(
         "a client secret must have at least {MIN_CLIENT_SECRET_CHARS} characters (it is stored \
          as a SHA-256 digest, which is safe only for random secrets); let ferrid generate one"
@@ -167,9 +196,13 @@ pub enum InvalidClient {
 /// the secret interactively checks these first.
 pub fn check_client_shape(
     public: bool,
+    consent: bool,
     grant_types: &[GrantType],
     redirect_uris: &[RedirectUri],
 ) -> Result<(), InvalidClient> {
+    if consent && grant_types.contains(&GrantType::Password) {
+        return Err(InvalidClient::ConsentWithPassword);
+    }
     if public && grant_types.is_empty() {
         return Err(InvalidClient::NoGrantType);
     }
@@ -186,7 +219,12 @@ impl Client {
     /// A client as registered at `now`, if the registration follows the rules; its secret
     /// is kept only as a digest.
     pub fn register(r: ClientRegistration, now: i64) -> Result<Client, InvalidClient> {
-        check_client_shape(r.secret.is_none(), &r.grant_types, &r.redirect_uris)?;
+        check_client_shape(
+            r.secret.is_none(),
+            r.settings.consent,
+            &r.grant_types,
+            &r.redirect_uris,
+        )?;
         if r.secret
             .as_ref()
             .is_some_and(|s| s.expose().chars().count() < MIN_CLIENT_SECRET_CHARS)
@@ -240,7 +278,7 @@ impl Client {
             .iter()
             .map(|u| RedirectUri(u.clone()))
             .collect::<Vec<_>>();
-        check_client_shape(c.is_public(), &c.grant_types, &redirect_uris)?;
+        check_client_shape(c.is_public(), c.consent, &c.grant_types, &redirect_uris)?;
         Ok(c)
     }
 
@@ -478,6 +516,10 @@ mod tests {
             ),
             (registration(None, &[], &[]), InvalidClient::NoGrantType),
             (
+                with_consent(registration(Some(&strong), &[GrantType::Password], &[])),
+                InvalidClient::ConsentWithPassword,
+            ),
+            (
                 registration(Some("short"), &[GrantType::Password], &[]),
                 InvalidClient::WeakSecret,
             ),
@@ -498,6 +540,11 @@ mod tests {
         // A resource server that only introspects: confidential, no grant type.
         let resource_server = Client::register(registration(Some(&strong), &[], &[]), 0).unwrap();
         assert!(resource_server.grant_types.is_empty());
+    }
+
+    fn with_consent(mut r: ClientRegistration) -> ClientRegistration {
+        r.settings.consent = true;
+        r
     }
 
     #[test]
@@ -569,6 +616,17 @@ mod tests {
         }
         assert!(DisplayName::parse("  ").is_err());
         assert!(DisplayName::parse("a\u{7}b").is_err());
+        assert!(
+            DisplayName::parse("Bank\u{202E}ppa").is_err(),
+            "a bidi override"
+        );
+        assert!(DisplayName::parse("Zero\u{200B}width").is_err());
+        assert_eq!(
+            BackchannelLogoutUri::parse("https://rp.example/logout?a b")
+                .unwrap()
+                .as_str(),
+            "https://rp.example/logout?a%20b"
+        );
         assert!(DisplayName::parse(&"n".repeat(101)).is_err());
     }
 }

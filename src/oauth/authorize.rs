@@ -80,8 +80,43 @@ pub enum SignedIn {
     /// The code (or an error) goes back to the client.
     Respond(AuthorizationResponse),
     /// The client asks for consent the user has not given: show the consent page for these
-    /// scopes (already narrowed to what the client and user may have).
-    AskConsent(ScopeSet),
+    /// scopes (already narrowed to what the client and user may have), with the ticket its
+    /// answer must carry.
+    AskConsent { scopes: ScopeSet, ticket: String },
+}
+
+/// The user's answer on the consent page, with the page's ticket.
+#[derive(Clone, Copy, Debug)]
+pub struct ConsentAnswer<'a> {
+    pub allowed: bool,
+    pub ticket: &'a str,
+}
+
+/// How long a consent page may be answered.
+pub const CONSENT_TTL_SECS: i64 = 600;
+
+/// What a consent ticket signs: each field length-prefixed, so no two field lists read alike.
+fn consent_message(
+    request: &AuthorizeRequest,
+    session: &Session,
+    scopes: &ScopeSet,
+    expires: i64,
+) -> Vec<u8> {
+    let scopes = scopes.to_string();
+    let expires = expires.to_string();
+    let mut message = Vec::with_capacity(256);
+    for field in [
+        session.id.as_str(),
+        session.user_id.as_str(),
+        request.client.id.as_str(),
+        request.redirect_uri.as_str(),
+        scopes.as_str(),
+        expires.as_str(),
+    ] {
+        message.extend_from_slice(&(field.len() as u64).to_be_bytes());
+        message.extend_from_slice(field.as_bytes());
+    }
+    message
 }
 
 /// A checked authorization request.
@@ -139,12 +174,6 @@ impl AuthorizeRequest {
         !self.prompt_login && self.max_age.is_none_or(|max| now - auth_time <= max)
     }
 
-    /// Whether a session that authenticated at `auth_time` satisfies `max_age` (the consent
-    /// form, answered after the sign-in the request asked for).
-    pub fn max_age_allows(&self, auth_time: i64, now: i64) -> bool {
-        self.max_age.is_none_or(|max| now - auth_time <= max)
-    }
-
     /// The error for `prompt=none` when the user would have to log in (OIDC Core §3.1.2.6).
     pub fn login_required(&self) -> AuthorizeError {
         self.error("login_required", "the user is not signed in")
@@ -161,6 +190,10 @@ pub fn describe_scope(scope: &str) -> Option<&'static str> {
         OFFLINE_ACCESS => Some("Keep access while you are not using it"),
         _ => None,
     }
+}
+
+fn is_web_uri(uri: &str) -> bool {
+    url::Url::parse(uri).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
 }
 
 /// RFC 7636 §4.1: `code_verifier = 43*128unreserved`; the S256 challenge is its SHA-256,
@@ -237,6 +270,14 @@ impl OAuth {
         // Known first, so that every later error is delivered the way the client asked.
         match params.get("response_mode") {
             None | Some("query") => {}
+            // A page can POST only to a web address, not to a native app's private-use
+            // scheme (RFC 8252 §7.1): those get the response in the query.
+            Some("form_post") if !is_web_uri(redirect_uri) => {
+                return Err(request.error(
+                    "invalid_request",
+                    "response_mode=form_post needs an http or https redirect_uri",
+                ));
+            }
             Some("form_post") => request.response_mode = ResponseMode::FormPost,
             // `fragment` would put the code where scripts and history can read it.
             Some(_) => {
@@ -431,7 +472,8 @@ impl OAuth {
     /// What to do for a signed-in user: issue the code, or first ask for consent when the
     /// client is registered with `--consent` and the user has not allowed every scope it
     /// gets (or `prompt=consent` asks again). With `prompt=none`, a needed consent is the
-    /// error `consent_required` (OIDC Core §3.1.2.6).
+    /// error `consent_required` (OIDC Core §3.1.2.6). A grant of no scope at all has nothing
+    /// to ask about.
     pub async fn signed_in(
         &self,
         request: &AuthorizeRequest,
@@ -440,7 +482,7 @@ impl OAuth {
         now: i64,
     ) -> Result<SignedIn, AuthorizeError> {
         let scopes = self.grant(request, user)?;
-        if request.client.consent {
+        if request.client.consent && !scopes.is_empty() {
             let allowed = self.store.consent(&user.id, &request.client.id).await?;
             let covered = !request.prompt_consent
                 && allowed.is_some_and(|a| scopes.iter().all(|s| a.contains(s)));
@@ -451,7 +493,8 @@ impl OAuth {
                         "the user has not allowed this application yet",
                     ));
                 }
-                return Ok(SignedIn::AskConsent(scopes));
+                let ticket = self.consent_ticket(request, session, &scopes, now + CONSENT_TTL_SECS);
+                return Ok(SignedIn::AskConsent { scopes, ticket });
             }
         }
         let response = self
@@ -460,20 +503,74 @@ impl OAuth {
         Ok(SignedIn::Respond(response))
     }
 
+    /// The consent page's ticket: an HMAC (under a key derived from `ferrid.secret`) over
+    /// the session, its user, the client, the redirect URI and exactly the scopes shown,
+    /// valid until `expires`. The answer counts only with it — not for another client or
+    /// scope set, not for whoever signs in on the browser later, not after a while.
+    fn consent_ticket(
+        &self,
+        request: &AuthorizeRequest,
+        session: &Session,
+        scopes: &ScopeSet,
+        expires: i64,
+    ) -> String {
+        use base64::Engine;
+        let mac = aws_lc_rs::hmac::sign(
+            &self.consent_key,
+            &consent_message(request, session, scopes, expires),
+        );
+        let mac = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.as_ref());
+        format!("{expires}.{mac}")
+    }
+
+    fn consent_ticket_ok(
+        &self,
+        ticket: &str,
+        request: &AuthorizeRequest,
+        session: &Session,
+        scopes: &ScopeSet,
+        now: i64,
+    ) -> bool {
+        use base64::Engine;
+        let Some((expires, mac)) = ticket.split_once('.') else {
+            return false;
+        };
+        let (Ok(expires), Ok(mac)) = (
+            expires.parse::<i64>(),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(mac),
+        ) else {
+            return false;
+        };
+        expires >= now
+            && aws_lc_rs::hmac::verify(
+                &self.consent_key,
+                &consent_message(request, session, scopes, expires),
+                &mac,
+            )
+            .is_ok()
+    }
+
     /// The user's answer on the consent page: Allow remembers the scopes (with those allowed
-    /// before) and issues the code; Deny sends `access_denied` (RFC 6749 §4.1.2.1).
+    /// before) and issues the code; Deny sends `access_denied` (RFC 6749 §4.1.2.1). Only
+    /// with the page's valid ticket for this session, user and scope set.
     pub async fn consent_answered(
         &self,
         request: &AuthorizeRequest,
         user: &User,
         session: &Session,
-        allowed: bool,
+        answer: ConsentAnswer<'_>,
         now: i64,
     ) -> Result<AuthorizationResponse, AuthorizeError> {
-        if !allowed {
+        let scopes = self.grant(request, user)?;
+        if !self.consent_ticket_ok(answer.ticket, request, session, &scopes, now) {
+            return Err(AuthorizeError::Untrusted(
+                "this consent page expired or belongs to another sign-in; start again from the \
+                 application",
+            ));
+        }
+        if !answer.allowed {
             return Err(request.error("access_denied", "the user did not allow the application"));
         }
-        let scopes = self.grant(request, user)?;
         let mut remembered = self
             .store
             .consent(&user.id, &request.client.id)

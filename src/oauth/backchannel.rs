@@ -96,7 +96,6 @@ impl LogoutPoster {
     /// POSTs `logout_token` form-encoded (§2.5); any 2xx is success (§2.8: 200, or 204).
     /// The whole exchange has [`TIMEOUT`].
     async fn post(&self, uri: &str, token: &str) -> Result<(), String> {
-        use http_body_util::BodyExt;
         let body: String = form_urlencoded::Serializer::new(String::new())
             .append_pair("logout_token", token)
             .finish();
@@ -112,10 +111,8 @@ impl LogoutPoster {
                 let cause = std::error::Error::source(&e).map(ToString::to_string);
                 format!("{e}{}", cause.map(|c| format!(": {c}")).unwrap_or_default())
             })?;
-            let status = res.status();
-            // Read (and drop) the body, so the connection can be reused.
-            let _ = res.into_body().collect().await;
-            Ok::<_, String>(status)
+            // The body is not read: whatever the relying party sends, only the status counts.
+            Ok::<_, String>(res.status())
         };
         match tokio::time::timeout(TIMEOUT, exchange).await {
             Err(_) => Err(format!("no answer within {} s", TIMEOUT.as_secs())),

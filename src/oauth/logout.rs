@@ -25,7 +25,7 @@ pub enum LogoutOutcome {
         message: &'static str,
     },
     /// Ask the signed-in user to confirm (§2: the OP MUST ask unless the `id_token_hint`
-    /// names the signed-in user); nothing was ended yet.
+    /// belongs to the current session); nothing was ended yet.
     Confirm { username: String },
     /// The session (if there was one) has ended: send the browser to `redirect`, else show
     /// the signed-out page. Either way, clear the session cookie.
@@ -38,8 +38,8 @@ pub enum LogoutOutcome {
 
 impl OAuth {
     /// Decides an RP-initiated logout for the browser holding `session_cookie`, and ends its
-    /// session when it should: at once when a valid `id_token_hint` names the signed-in
-    /// user, after the user confirms otherwise. It returns to `post_logout_redirect_uri`
+    /// session when it should: at once when a valid `id_token_hint` comes from a login made
+    /// in that session, after the user confirms otherwise. It returns to `post_logout_redirect_uri`
     /// (with `state`) only when that URI is registered as a post-logout redirect URI of the
     /// client named by `client_id` or by the hint's `aud` — never an open redirector. An
     /// unregistered one does not keep the session alive: the user asked to sign out.
@@ -63,7 +63,7 @@ impl OAuth {
             },
             None => None,
         };
-        let hinted_client = hint.as_ref().map(|(aud, _)| aud.as_str());
+        let hinted_client = hint.as_ref().map(|h| h.aud.as_str());
         let client_id = match (request.client_id, hinted_client) {
             (Some(a), Some(b)) if a != b => {
                 return refused("Cannot sign out", "client_id does not match id_token_hint.");
@@ -97,8 +97,19 @@ impl OAuth {
             None => Ok(None),
         };
         if let Some(cookie) = session_cookie {
-            if let Some((user, _)) = self.session_user(cookie, now).await? {
-                let hinted = hint.as_ref().is_some_and(|(_, sub)| *sub == user.id);
+            if let Some((user, session)) = self.session_user(cookie, now).await? {
+                // §2: without confirmation only when the hint belongs to this very session:
+                // its user, and a login (`sid`) made in it — not an old token of the user's.
+                let hinted = match &hint {
+                    Some(h) if h.sub == user.id => match &h.sid {
+                        Some(sid) => {
+                            self.store.session_of_family(sid).await?.as_deref()
+                                == Some(session.id.as_str())
+                        }
+                        None => false,
+                    },
+                    _ => false,
+                };
                 if !hinted && !request.confirmed {
                     return Ok(LogoutOutcome::Confirm {
                         username: user.username,

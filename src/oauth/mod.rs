@@ -55,6 +55,8 @@ pub struct OAuth {
     throttle: std::sync::Arc<throttle::Throttle>,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
     backchannel: std::sync::Arc<backchannel::Backchannel>,
+    /// Signs the consent page's tickets (`authorize::ConsentTicket`).
+    consent_key: std::sync::Arc<aws_lc_rs::hmac::Key>,
 }
 
 impl OAuth {
@@ -65,6 +67,7 @@ impl OAuth {
         lifetimes: Lifetimes,
         throttle: std::sync::Arc<throttle::Throttle>,
         metrics: std::sync::Arc<crate::metrics::Metrics>,
+        consent_key: &[u8; 32],
     ) -> Self {
         Self {
             store,
@@ -74,6 +77,10 @@ impl OAuth {
             throttle,
             metrics,
             backchannel: backchannel::new(),
+            consent_key: std::sync::Arc::new(aws_lc_rs::hmac::Key::new(
+                aws_lc_rs::hmac::HMAC_SHA256,
+                consent_key,
+            )),
         }
     }
 

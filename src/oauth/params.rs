@@ -37,6 +37,17 @@ impl Params {
         Ok(Self(map))
     }
 
+    /// Every parameter, sorted by name.
+    pub fn sorted(&self) -> Vec<(&str, &str)> {
+        let mut all: Vec<(&str, &str)> = self
+            .0
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        all.sort_unstable();
+        all
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }

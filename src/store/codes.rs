@@ -249,6 +249,18 @@ impl Store {
         .transpose()
     }
 
+    /// The browser session a refresh-token family (an ID token's `sid`) was made in, if any
+    /// (the password grant's families have none).
+    pub async fn session_of_family(&self, family_id: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(Option<String>,)> = on_pool!(self, |p| sqlx::query_as(
+            "select session_id from refresh_families where id = $1"
+        )
+        .bind(family_id)
+        .fetch_optional(p)
+        .await)?;
+        Ok(row.and_then(|(s,)| s))
+    }
+
     /// Deletes a session's cookie only (its session continues under a new cookie).
     pub async fn delete_session_cookie(&self, hash: &str) -> Result<(), StoreError> {
         on_pool!(write self, |p| sqlx::query("delete from sessions where hash = $1")
@@ -279,21 +291,30 @@ impl Store {
                 .bind(&id)
                 .execute(&mut *tx)
                 .await?;
-            let queue = format!("{} and f.session_id = $2", super::logout::QUEUE_FOR_FAMILIES);
-            sqlx::query(&queue)
+            let queue = super::logout::queue_for_families(super::logout::Which::Session);
+            sqlx::query(queue)
                 .bind(now)
                 .bind(&id)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(
-                "update refresh_families set revoked_at = $1 \
-                 where session_id = $2 and revoked_at is null \
-                   and (' ' || scopes || ' ') not like '% offline\\_access %' escape '\\'",
+            // Which families end is decided here, not by SQL's LIKE (case-insensitive on
+            // SQLite): scopes are case-sensitive (RFC 6749 §3.3).
+            let families: Vec<(String, String)> = sqlx::query_as(
+                "select id, scopes from refresh_families where session_id = $1 and revoked_at is null",
             )
-            .bind(now)
             .bind(&id)
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await?;
+            for (family, scopes) in families {
+                if scopes.split(' ').any(|s| s == crate::model::OFFLINE_ACCESS) {
+                    continue;
+                }
+                sqlx::query("update refresh_families set revoked_at = $1 where id = $2")
+                    .bind(now)
+                    .bind(&family)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
             Ok(true)
         })

@@ -8,15 +8,39 @@ use sqlx::FromRow;
 
 use super::{Store, StoreError, on_pool};
 
-/// The start of the INSERT that queues a notification for each live family of a client
-/// with a back-channel logout URI, `$1` being now; the caller appends which families
-/// (`and f.user_id = $2`, `and f.session_id = $2`). One notification per family at most.
-pub(super) const QUEUE_FOR_FAMILIES: &str = "insert into logout_notifications \
-     (id, client_id, user_id, sid, created_at, attempts, next_attempt_at, claimed_until) \
-     select f.id, f.client_id, f.user_id, f.id, $1, 0, $1, 0 \
-     from refresh_families f join clients c on c.id = f.client_id \
-     where c.backchannel_logout_uri is not null and f.revoked_at is null and f.expires_at > $1 \
-       and not exists (select 1 from logout_notifications n where n.id = f.id)";
+/// The INSERT that queues a notification for each live family of a client with a
+/// back-channel logout URI, `$1` being now and `$2` the user (`Which::User`) or the browser
+/// session (`Which::Session`) whose families ended. One notification per family at most,
+/// also when two ends of the same session race (`on conflict`).
+pub(super) fn queue_for_families(which: Which) -> &'static str {
+    match which {
+        Which::User => {
+            "insert into logout_notifications \
+             (id, client_id, user_id, sid, created_at, attempts, next_attempt_at, claimed_until) \
+             select f.id, f.client_id, f.user_id, f.id, $1, 0, $1, 0 \
+             from refresh_families f join clients c on c.id = f.client_id \
+             where c.backchannel_logout_uri is not null and f.revoked_at is null \
+               and f.expires_at > $1 and f.user_id = $2 \
+             on conflict (id) do nothing"
+        }
+        Which::Session => {
+            "insert into logout_notifications \
+             (id, client_id, user_id, sid, created_at, attempts, next_attempt_at, claimed_until) \
+             select f.id, f.client_id, f.user_id, f.id, $1, 0, $1, 0 \
+             from refresh_families f join clients c on c.id = f.client_id \
+             where c.backchannel_logout_uri is not null and f.revoked_at is null \
+               and f.expires_at > $1 and f.session_id = $2 \
+             on conflict (id) do nothing"
+        }
+    }
+}
+
+/// Whose families [`queue_for_families`] queues.
+#[derive(Clone, Copy)]
+pub(super) enum Which {
+    User,
+    Session,
+}
 
 /// A logout token to deliver.
 #[derive(Clone, Debug, FromRow)]

@@ -227,9 +227,8 @@ macro_rules! end_logins_of_user {
             .await?;
         let Some((id,)) = id else { return Ok(false) };
         // Back-Channel Logout 1.0 §2.5: every relying party the user is signed in to hears.
-        sqlx::query(&format!(
-            "{} and f.user_id = $2",
-            super::logout::QUEUE_FOR_FAMILIES
+        sqlx::query(super::logout::queue_for_families(
+            super::logout::Which::User,
         ))
         .bind($now)
         .bind(&id)
@@ -374,7 +373,9 @@ impl Store {
     }
 
     /// Changes a user's profile or permissions (one statement: what is not given keeps its
-    /// stored value). False when there is no such user.
+    /// stored value). A new email address is unverified unless `email_verified` says
+    /// otherwise: relying parties trust a verified address to be the user's. False when there
+    /// is no such user.
     pub async fn update_user_profile(
         &self,
         username: &str,
@@ -385,7 +386,9 @@ impl Store {
             "update users set \
                email = case when $1 then $2 else email end, \
                name = case when $3 then $4 else name end, \
-               email_verified = coalesce($5, email_verified), \
+               email_verified = case when $5 is not null then $5 \
+                 when $1 and coalesce($2, '') <> coalesce(email, '') then false \
+                 else email_verified end, \
                scopes = coalesce($6, scopes), \
                updated_at = $7 \
              where username = $8"
@@ -469,10 +472,7 @@ impl Store {
                     .fetch_optional(&mut *tx)
                     .await?;
             let Some((id,)) = id else { return Ok(false) };
-            sqlx::query(&format!(
-                "{} and f.user_id = $2",
-                super::logout::QUEUE_FOR_FAMILIES
-            ))
+            sqlx::query(super::logout::queue_for_families(super::logout::Which::User))
             .bind(now)
             .bind(&id)
             .execute(&mut *tx)

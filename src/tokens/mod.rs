@@ -27,6 +27,15 @@ pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 /// token can never pass for an ID token or the other way round).
 pub const LOGOUT_TOKEN_TYP: &str = "logout+jwt";
 
+/// The login an `id_token_hint` names: its client, user and session at that client (`sid`,
+/// absent from ID tokens of earlier versions).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdTokenHint {
+    pub aud: String,
+    pub sub: String,
+    pub sid: Option<String>,
+}
+
 /// The current key ring, shared by every request and swapped whole on reload.
 #[derive(Clone)]
 pub struct Keys {
@@ -172,13 +181,17 @@ impl TokenIssuer {
         jws::sign(key, kid, typ, claims).map_err(TokenError::from)
     }
 
-    /// The `(aud, sub)` of an ID token this issuer signed — an expired one too, as OIDC
+    /// What an ID token this issuer signed says of its login — an expired one too, as OIDC
     /// RP-Initiated Logout 1.0 §2 allows for `id_token_hint`.
-    pub fn id_token_hint(&self, token: &str) -> Result<(String, String), TokenError> {
+    pub fn id_token_hint(&self, token: &str) -> Result<IdTokenHint, TokenError> {
         self.decode::<IdClaims>(token, |typ| {
             !is_access_token_typ(typ) && !typ.eq_ignore_ascii_case(LOGOUT_TOKEN_TYP)
         })
-        .map(|(claims, _)| (claims.aud, claims.sub))
+        .map(|(claims, _)| IdTokenHint {
+            aud: claims.aud,
+            sub: claims.sub,
+            sid: claims.sid,
+        })
     }
 
     /// Verifies an access token of this issuer: RS256 only (no `none`, no HMAC keyed with a

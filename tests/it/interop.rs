@@ -70,15 +70,19 @@ async fn an_authorization_request_sent_by_post_behaves_like_the_get() {
     let mut browser = Browser::new();
     let (url, verifier) = authorize_url(&app, RP, &[]);
     let form = params_of(&url);
-    // Signed out: the login page, carrying the request (no CSRF token needed to ask).
-    let page = browser.post(&app.url("/authorize"), &form).await;
-    assert_eq!(page.status(), 200);
-    let page = page.text().await.unwrap();
+    // No session cookie: a cross-site POST would not carry one (SameSite=Lax) even if the
+    // browser were signed in, so the request continues as the GET, which would.
+    let res = browser.post(&app.url("/authorize"), &form).await;
+    assert_eq!(res.status(), 303);
+    let as_get = location(&res);
+    assert!(as_get.starts_with(&app.url("/authorize?")), "{as_get}");
+    let mut carried = params_of(&as_get);
+    let mut sent = form.clone();
+    carried.sort();
+    sent.sort();
+    assert_eq!(carried, sent, "every parameter, unchanged");
+    let page = browser.get(&as_get).await.text().await.unwrap();
     assert!(page.contains("action=\"login\""), "{page}");
-    let carried: HashMap<_, _> = hidden_fields(&page).into_iter().collect();
-    for (name, value) in &form {
-        assert_eq!(carried.get(name), Some(value), "{name} is carried");
-    }
     let res = browser.sign_in(&app.base, &page, USER, PASSWORD).await;
     assert_eq!(res.status(), 303);
     let code = query_of(&location(&res))["code"].clone();
@@ -105,10 +109,12 @@ async fn an_authorization_request_sent_by_post_behaves_like_the_get() {
     let mut with_password = form.clone();
     with_password.push(("username".into(), USER.into()));
     with_password.push(("password".into(), "wrong".into()));
-    let mut stranger = Browser::new();
-    let res = stranger.post(&app.url("/authorize"), &with_password).await;
-    assert_eq!(res.status(), 200);
-    assert!(!res.text().await.unwrap().contains("incorrect"));
+    let res = browser.post(&app.url("/authorize"), &with_password).await;
+    assert_eq!(res.status(), 303);
+    assert!(
+        query_of(&location(&res)).contains_key("code"),
+        "signed in as before"
+    );
 }
 
 // 2. OIDC Core §3.1.2.1: scope values not understood SHOULD be ignored; RFC 6749 §3.3.
@@ -206,6 +212,30 @@ async fn users_are_updated_and_marked_verified_from_the_command_line() {
         (Value::Bool(false), Some(Value::from("Carol Example")))
     );
     assert_eq!(body["scope"], "email items:write openid profile");
+    // A new address is unverified unless said otherwise (a verified claim is trusted by
+    // relying parties to be the user's).
+    cli_ok(&app, &["user", "update", "carol", "--email-verified"], "").await;
+    cli_ok(
+        &app,
+        &["user", "update", "carol", "--email", "other@example.com"],
+        "",
+    )
+    .await;
+    let carol = app.store.user_by_username("carol").await.unwrap().unwrap();
+    assert!(!carol.email_verified, "a changed address is unverified");
+    cli_ok(
+        &app,
+        &[
+            "user",
+            "update",
+            "carol",
+            "--email",
+            "carol@example.com",
+            "--email-verified",
+        ],
+        "",
+    )
+    .await;
     // A list that is given replaces the stored one.
     cli_ok(
         &app,
@@ -525,13 +555,63 @@ async fn third_party_apps_ask_for_consent_which_is_remembered_and_can_be_denied(
     }
     browser.close().await.unwrap();
 
-    // The consent form is a form: without its CSRF token, or without a session, nothing.
+    // The consent form is a form: without its CSRF token, nothing.
     let mut plain = Browser::new();
     let mut form = params_of(&authorize("openid", &[]));
     form.push(("decision".into(), "allow".into()));
     let res = plain.post(&app.url("/consent"), &form).await;
     assert_eq!(res.status(), 403);
     assert!(res.headers().get("location").is_none());
+    // Its answer counts only for what the page showed, to whom, for a while: the page's
+    // ticket binds the session, user, client, redirect URI and scopes.
+    app.add_user("eve", PASSWORD, "items:read").await;
+    let page = plain
+        .get(&authorize("openid email", &[]))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let res = plain.sign_in(&app.base, &page, "eve", PASSWORD).await;
+    assert_eq!(res.status(), 200, "the consent page");
+    let consent = hidden_fields(&res.text().await.unwrap());
+    type Form = Vec<(String, String)>;
+    let answer = |edit: &dyn Fn(&mut Form)| {
+        let mut form = consent.clone();
+        edit(&mut form);
+        form.push(("decision".into(), "allow".into()));
+        form
+    };
+    let set = |name: &'static str, value: &'static str| {
+        move |form: &mut Form| {
+            form.retain(|(k, _)| k != name);
+            form.push((name.into(), value.into()));
+        }
+    };
+    for (why, form) in [
+        (
+            "more scopes",
+            answer(&set("scope", "openid email items:read")),
+        ),
+        (
+            "a forged ticket",
+            answer(&set("consent_ticket", "99999999999.AAAA")),
+        ),
+        (
+            "no ticket",
+            answer(&|f| f.retain(|(k, _)| k != "consent_ticket")),
+        ),
+    ] {
+        let res = plain.post(&app.url("/consent"), &form).await;
+        assert_eq!(res.status(), 400, "{why}");
+        assert!(res.headers().get("location").is_none(), "{why}");
+    }
+    app.clock.advance(601);
+    let res = plain.post(&app.url("/consent"), &answer(&|_| {})).await;
+    assert_eq!(res.status(), 400, "an expired page");
+    app.clock.advance(-601);
+    let res = plain.post(&app.url("/consent"), &answer(&|_| {})).await;
+    assert_eq!(res.status(), 303);
+    assert!(query_of(&location(&res)).contains_key("code"));
 }
 
 // 6. Post-logout redirect URIs are registered apart; a hinted logout always ends the
@@ -545,11 +625,8 @@ async fn post_logout_redirects_are_their_own_and_a_hinted_logout_always_signs_ou
     let code = code_for(&app, &mut browser, &url).await;
     let (_, tokens) = exchange(&app, (RP, Some(RP_SECRET)), &code, Some(&verifier)).await;
     let hint = tokens["id_token"].as_str().unwrap().to_owned();
-    let logout = |to: &str, state: Option<&str>| {
-        let mut params = vec![
-            ("id_token_hint", hint.as_str()),
-            ("post_logout_redirect_uri", to),
-        ];
+    let logout = |hint: &str, to: &str, state: Option<&str>| {
+        let mut params = vec![("id_token_hint", hint), ("post_logout_redirect_uri", to)];
         params.extend(state.map(|s| ("state", s)));
         url::Url::parse_with_params(&app.url("/logout"), &params)
             .unwrap()
@@ -557,15 +634,27 @@ async fn post_logout_redirects_are_their_own_and_a_hinted_logout_always_signs_ou
     };
     // The callback is a redirect URI, not a post-logout one: no redirect, but the session
     // ends all the same (the user asked to sign out).
-    let res = browser.get(&logout(CALLBACK, Some("x"))).await;
+    let res = browser.get(&logout(&hint, CALLBACK, Some("x"))).await;
     assert_eq!(res.status(), 400);
     assert!(res.headers().get("location").is_none());
     assert!(res.text().await.unwrap().contains("not registered"));
     let res = browser.get(&signed_in).await;
     assert_eq!(query_of(&location(&res))["error"], "login_required");
-    // A registered one, without state: exactly the URI.
-    code_for(&app, &mut browser, &url).await;
-    let res = browser.get(&logout(SIGNED_OUT, None)).await;
+    // Signed in again: the old hint is the user's but not of this session, so the user is
+    // asked (RP-Initiated Logout §2: the OP MUST ask when the ID token "does not belong to
+    // the current OP session").
+    let code = code_for(&app, &mut browser, &url).await;
+    let res = browser.get(&logout(&hint, SIGNED_OUT, None)).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("Sign out?"));
+    assert!(
+        browser.get(&signed_in).await.status() == 302,
+        "still signed in"
+    );
+    // This session's hint, a registered URI without state: exactly the URI.
+    let (_, tokens) = exchange(&app, (RP, Some(RP_SECRET)), &code, Some(&verifier)).await;
+    let current = tokens["id_token"].as_str().unwrap();
+    let res = browser.get(&logout(current, SIGNED_OUT, None)).await;
     assert_eq!(res.status(), 303);
     assert_eq!(location(&res), SIGNED_OUT);
     // And a post-logout URI never receives codes.
@@ -872,14 +961,18 @@ async fn form_post_sends_the_code_in_a_post_the_page_submits_itself() {
     )
     .unwrap()
     .to_string();
+    // The callback sends the browser on to the app, on another origin (nothing in the
+    // pages' CSP may stop that redirect).
+    let app_origin = Receiver::start().await;
+    rp.redirect_to(&app_origin.url("/home"));
     let (_profile, _driver, browser) = start_browser().await;
     browser.goto(&url).await.unwrap();
     wait_for_page(&browser, "Sign in", &app.base).await;
     sign_in(&browser, PASSWORD).await;
-    // The page's script submits the form: the browser ends on the callback, which got a
-    // POST (the code is in no URL).
-    let landed = wait_for_page(&browser, "Relying party", &callback).await;
-    assert_eq!(landed, callback);
+    // The page's script submits the form: the callback got a POST (the code is in no URL),
+    // and the browser ends where the callback sent it.
+    let landed = wait_for_page(&browser, "Relying party", &app_origin.base).await;
+    assert_eq!(landed, app_origin.url("/home"));
     browser.close().await.unwrap();
     let received = rp.received();
     // (The browser also asks the callback's origin for /favicon.ico.)
@@ -912,16 +1005,47 @@ async fn form_post_sends_the_code_in_a_post_the_page_submits_itself() {
         .to_str()
         .unwrap()
         .to_owned();
-    assert!(
-        csp.contains("script-src 'sha256-") && csp.contains(&rp.base),
-        "{csp}"
-    );
+    assert!(csp.contains("script-src 'sha256-"), "{csp}");
     let page = res.text().await.unwrap();
     assert!(page.contains(&format!("<form method=\"post\" action=\"{callback}\">")));
     assert!(page.contains("<button type=\"submit\">Continue</button>"));
     let fields: HashMap<_, _> = hidden_fields(&page).into_iter().collect();
     assert_eq!(fields["error"], "login_required");
     assert_eq!(fields["state"], "st&te");
+    // A native app's private-use redirect URI cannot take a POST: refused, in the query.
+    cli_ok(
+        &app,
+        &[
+            "client",
+            "add",
+            "native",
+            "--public",
+            "--grant-type",
+            "authorization_code",
+            "--redirect-uri",
+            "com.example.app:/cb",
+        ],
+        "",
+    )
+    .await;
+    let native = url::Url::parse_with_params(
+        &app.url("/authorize"),
+        &[
+            ("response_type", "code"),
+            ("response_mode", "form_post"),
+            ("client_id", "native"),
+            ("redirect_uri", "com.example.app:/cb"),
+            (
+                "code_challenge",
+                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            ),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+    .unwrap();
+    let res = plain.get(native.as_str()).await;
+    assert_eq!(res.status(), 302);
+    assert!(location(&res).starts_with("com.example.app:/cb?error=invalid_request"));
     // An unknown mode is refused, in the default mode.
     let bad = url.replace("form_post", "fragment");
     let res = plain.get(&bad).await;

@@ -313,6 +313,7 @@ mod tests {
             },
             Arc::new(Throttle::new(ThrottlePolicy::default(), &[1; 32], None)),
             Arc::new(crate::metrics::Metrics::default()),
+            &[2; 32],
         );
         Fixture {
             oauth,

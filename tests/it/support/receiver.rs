@@ -32,6 +32,7 @@ pub struct Receiver {
     pub base: String,
     received: Arc<Mutex<Vec<Received>>>,
     fail_first: Arc<Mutex<usize>>,
+    redirect: Arc<Mutex<Option<String>>>,
     open: watch::Sender<bool>,
 }
 
@@ -45,6 +46,7 @@ impl Receiver {
             base,
             received: Arc::default(),
             fail_first: Arc::default(),
+            redirect: Arc::default(),
             open,
         };
         let r = receiver.clone();
@@ -64,6 +66,12 @@ impl Receiver {
     /// The next `n` requests are recorded and answered 500.
     pub fn fail_next(&self, n: usize) {
         *self.fail_first.lock().unwrap() = n;
+    }
+
+    /// Requests are recorded and answered 302 to `to` (a relying party's callback sending the
+    /// browser on to its app).
+    pub fn redirect_to(&self, to: &str) {
+        *self.redirect.lock().unwrap() = Some(to.to_owned());
     }
 
     /// Requests are recorded, and answered only once `release` is called.
@@ -125,16 +133,22 @@ impl Receiver {
             *left = left.saturating_sub(1);
             fail
         };
-        let (status, body) = if fail {
-            ("500 Internal Server Error", "failing on purpose")
-        } else {
-            (
+        let redirect = self.redirect.lock().unwrap().clone();
+        let (status, location, body) = match (fail, redirect) {
+            (true, _) => (
+                "500 Internal Server Error",
+                String::new(),
+                "failing on purpose",
+            ),
+            (false, Some(to)) => ("302 Found", format!("location: {to}\r\n"), ""),
+            (false, None) => (
                 "200 OK",
+                String::new(),
                 "<!doctype html><title>Relying party</title><p>Received.",
-            )
+            ),
         };
         let res = format!(
-            "HTTP/1.1 {status}\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            "HTTP/1.1 {status}\r\n{location}content-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
             body.len()
         );
         let _ = stream.write_all(res.as_bytes()).await;
