@@ -1,6 +1,6 @@
 //! A real relying party: Apache httpd with mod_auth_openidc (Debian's `apache2-bin` and
 //! `libapache2-mod-auth-openidc`) protects a page, and headless Chromium signs in to it
-//! through ferrid. In order: the sign-in (the authorization request sent by POST) lands on
+//! through ferrid — the built binary, `ferrid serve`, set up with its own commands. In order: the sign-in (the authorization request sent by POST) lands on
 //! the page with the user's claims; the RP's refresh_token grant gives it new tokens;
 //! RP-initiated logout ends both sessions and returns to a registered post-logout URI; and
 //! back-channel logout — ferrid ending the user's sessions on a password change — ends the
@@ -16,7 +16,7 @@ use tempfile::TempDir;
 use crate::support::chrome::{
     Group, PATIENCE, cookies, free_port, sign_in, start_browser, text_of, wait_for_page,
 };
-use crate::support::{PASSWORD, TestApp, TestDir, USER, ferrid_cli, provision, stderr};
+use crate::support::{Api, PASSWORD, Server, TestDir, USER, ferrid_cli, provision, stderr, stdout};
 
 const APACHE: &str = "/usr/sbin/apache2";
 const MODULES: &str = "/usr/lib/apache2/modules";
@@ -269,8 +269,14 @@ async fn apache_mod_auth_openidc_signs_in_refreshes_and_logs_out() {
             &["--email", EMAIL, "--name", "Ada Lovelace"],
         )],
     );
-    let app = TestApp::spawn_in(dir, ferrid::clock::Clock::system()).await;
-    let sub = app.store.user_by_username(USER).await.unwrap().unwrap().id;
+    // The binary as operators run it: `ferrid serve`.
+    let app = Server::start(dir.path(), &[], &[]);
+    let listed = stdout(&ferrid_cli(dir.path(), &["user", "list"], ""));
+    let sub = listed
+        .split_whitespace()
+        .nth(1)
+        .expect("the user's id in `user list`")
+        .to_owned();
 
     // 2. Apache, with ferrid as its provider (from discovery) and the client's secret.
     let apache = Apache::start(apache_port, &apache_conf(apache_port, &app.base, &secret)).await;
@@ -309,7 +315,7 @@ async fn apache_mod_auth_openidc_signs_in_refreshes_and_logs_out() {
         token(&after, "access_token"),
         "a new access token"
     );
-    let rp = app.api.as_client(RP, &secret);
+    let rp = Api::new(&app.base).as_client(RP, &secret);
     let introspected = rp.introspect(&token(&after, "access_token")).await;
     assert_eq!(introspected["active"], true, "{introspected}");
     assert_eq!(introspected["sub"], sub.as_str());
@@ -348,25 +354,31 @@ async fn apache_mod_auth_openidc_signs_in_refreshes_and_logs_out() {
     // looks up the sid of a logout token there.
     assert!(info["id_token"]["sid"].is_string(), "no sid: {info}");
 
-    let dir = app.dir.path().to_owned();
+    let cli_dir = dir.path().to_owned();
     let out = tokio::task::spawn_blocking(move || {
-        ferrid_cli(&dir, &["user", "passwd", USER], "a new password, typed\n")
+        ferrid_cli(
+            &cli_dir,
+            &["user", "passwd", USER],
+            "a new password, typed\n",
+        )
     })
     .await
     .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let ended = app
-        .eventually(Duration::from_secs(10), || async {
-            session_info(&apache, &signed_in, false).await.0 == 401
-        })
-        .await;
-    assert!(
-        ended,
-        "the Apache session outlived the back-channel logout (the browser's cookie still finds it)"
-    );
+    let start = Instant::now();
+    while session_info(&apache, &signed_in, false).await.0 != 401 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the Apache session outlived the back-channel logout (the browser's cookie still \
+             finds it); ferrid's log:\n{}",
+            std::fs::read_to_string(&app.log_file).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // The browser, cookies unchanged, is sent to sign in again.
     browser.goto(&protected).await.unwrap();
     wait_for_page(&browser, "Sign in", &app.base).await;
 
     browser.close().await.unwrap();
+    assert!(app.stop(), "ferrid serve stops cleanly on SIGTERM");
 }
