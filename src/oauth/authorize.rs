@@ -5,7 +5,12 @@
 //! Errors that cannot be trusted to the redirect URI — an unknown client, a redirect URI that
 //! is not registered exactly — are shown to the user and never redirect (§4.1.2.1: an open
 //! redirector otherwise). Every other error goes back to the client with `error`,
-//! `error_description` and `state`.
+//! `error_description` and `state`, in the request's response mode (the query, or a form
+//! post).
+//!
+//! A signed-in user's request ends in a code — or first in the consent page, for clients
+//! registered with `--consent` (OIDC Core §3.1.2.4), whose answer counts only with the
+//! page's signed ticket.
 
 use std::borrow::Cow;
 
