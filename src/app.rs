@@ -185,6 +185,7 @@ impl App {
             self.state.clock.clone(),
             self.purge_interval,
         ));
+        let probe = tokio::spawn(self.store.clone().watch_health());
         let logouts = tokio::spawn(
             self.state
                 .oauth
@@ -202,6 +203,7 @@ impl App {
         watcher.abort();
         purger.abort();
         logouts.abort();
+        probe.abort();
         Ok(())
     }
 }

@@ -14,9 +14,15 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-/// 503 within two seconds when the database does not answer, so a load balancer can take
-/// this replica out instead of waiting on it.
+/// 503 within two seconds when the database does not answer — at once while the probe
+/// finds it down — so a load balancer can take this replica out instead of waiting on it.
 pub async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
+    if s.oauth.database_down() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "database unavailable"})),
+        );
+    }
     match tokio::time::timeout(Duration::from_secs(2), s.oauth.database_ready()).await {
         Ok(Ok(())) => (StatusCode::OK, Json(json!({"status": "ready"}))),
         Ok(Err(e)) => {

@@ -9,6 +9,7 @@ mod health;
 mod jwks;
 mod logout;
 mod metrics;
+mod outage;
 mod pages;
 pub mod paths;
 pub mod serve;
@@ -43,10 +44,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route(paths::OPENID_CONFIGURATION, get(discovery::discovery))
-        .route(paths::OAUTH_AUTHORIZATION_SERVER, get(discovery::discovery))
-        .route(paths::JWKS, get(jwks::jwks))
+    // What needs the database: answered 503 at once while it is down (`outage`).
+    let database = Router::new()
         .route(paths::TOKEN, post(token::token))
         .route(
             paths::USERINFO,
@@ -59,12 +58,21 @@ pub fn router(state: AppState) -> Router {
         .route(paths::LOGIN, post(authorize::login))
         .route(paths::CONSENT, post(authorize::consent))
         .route(paths::LOGOUT, get(logout::logout).post(logout::logout_post))
-        .route(paths::STYLESHEET, get(pages::stylesheet))
         .route(paths::INTROSPECT, post(token::introspect))
         .route(paths::REVOKE, post(token::revoke))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            outage::fail_fast,
+        ));
+    Router::new()
+        .route(paths::OPENID_CONFIGURATION, get(discovery::discovery))
+        .route(paths::OAUTH_AUTHORIZATION_SERVER, get(discovery::discovery))
+        .route(paths::JWKS, get(jwks::jwks))
+        .route(paths::STYLESHEET, get(pages::stylesheet))
         .route(paths::HEALTHZ, get(health::healthz))
         .route(paths::READYZ, get(health::readyz))
         .route(paths::METRICS, get(metrics::metrics))
+        .merge(database)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

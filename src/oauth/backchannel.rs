@@ -138,6 +138,9 @@ impl OAuth {
                 _ = self.backchannel.queued.notified() => {}
                 _ = tokio::time::sleep(POLL) => {}
             }
+            if self.store.database_down() {
+                continue;
+            }
             if let Err(e) = self.deliver_due_logout_tokens(&http, clock.now()).await {
                 tracing::warn!(error = %e, "back-channel logout: cannot read the queue; will retry");
             }

@@ -103,6 +103,11 @@ impl OAuth {
         self.passwords.queue_depth()
     }
 
+    /// Whether the database probe last found the database not answering.
+    pub fn database_down(&self) -> bool {
+        self.store.database_down()
+    }
+
     /// Answers when the database does (what `/readyz` asks).
     pub async fn database_ready(&self) -> Result<(), crate::store::StoreError> {
         self.store.ping().await

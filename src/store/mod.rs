@@ -14,6 +14,7 @@ mod consents;
 mod copy;
 pub mod faults;
 mod files;
+mod health;
 mod login_failures;
 mod logout;
 mod refresh_tokens;
@@ -122,6 +123,7 @@ pub struct Store {
     refresh_records: Arc<batch::Batcher<String, (RefreshRecord, crate::model::User)>>,
     rotations: refresh_tokens::Rotations,
     faults: Arc<faults::Faults>,
+    health: Arc<health::Health>,
 }
 
 /// What the batched statements run on: the pool (and the test faults). Its methods are the
@@ -251,6 +253,7 @@ impl Store {
             refresh_records,
             rotations,
             faults,
+            health: Arc::default(),
         })
     }
 
