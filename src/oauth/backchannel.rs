@@ -126,7 +126,9 @@ impl LogoutPoster {
 impl OAuth {
     /// Delivers logout tokens until the task is aborted.
     pub async fn deliver_logout_tokens(self, clock: Clock) {
-        let http = match LogoutPoster::new() {
+        // Reading the system's trusted roots is file I/O: off the async workers.
+        let built = tokio::task::spawn_blocking(LogoutPoster::new).await;
+        let http = match built.map_err(std::io::Error::other).and_then(|b| b) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "back-channel logout is off: no TLS client");
