@@ -3,7 +3,7 @@
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
-use super::{read_secret_line, scopes_from_flags};
+use super::{read_secret_line, scopes_from_flags, set_or_clear, switch};
 use crate::clock::Clock;
 use crate::config::StorageArgs;
 use crate::model::{
@@ -238,28 +238,21 @@ async fn client_command(cmd: ClientCommand, store: &Store) -> anyhow::Result<()>
             no_backchannel_logout_uri,
         } => {
             let parsed = registration.parse()?;
-            let given =
-                |list: Vec<RedirectUri>, clear: bool| (clear || !list.is_empty()).then_some(list);
             let changes = ClientChanges {
-                grant_types: (no_grant_type || !parsed.grant_types.is_empty())
-                    .then_some(parsed.grant_types),
+                grant_types: given(parsed.grant_types, no_grant_type),
                 scopes: parsed.scopes,
                 redirect_uris: given(parsed.redirect_uris, false),
-                audiences: (no_audience || !registration.audiences.is_empty())
-                    .then_some(registration.audiences),
-                name: (no_name || parsed.name.is_some()).then_some(parsed.name),
-                consent: match (registration.consent, no_consent) {
-                    (true, _) => Some(true),
-                    (_, true) => Some(false),
-                    _ => None,
-                },
+                audiences: given(registration.audiences, no_audience),
+                name: set_or_clear(parsed.name, no_name),
+                consent: switch(registration.consent, no_consent),
                 post_logout_redirect_uris: given(
                     parsed.post_logout_redirect_uris,
                     no_post_logout_redirect_uri,
                 ),
-                backchannel_logout_uri: (no_backchannel_logout_uri
-                    || parsed.backchannel_logout_uri.is_some())
-                .then_some(parsed.backchannel_logout_uri),
+                backchannel_logout_uri: set_or_clear(
+                    parsed.backchannel_logout_uri,
+                    no_backchannel_logout_uri,
+                ),
             };
             let Some(stored) = store.client(&client_id).await? else {
                 return Err(missing(&client_id));
@@ -317,6 +310,12 @@ async fn client_command(cmd: ClientCommand, store: &Store) -> anyhow::Result<()>
         }
     }
     Ok(())
+}
+
+/// A list flag of `client update`: replaces the stored list when given, or when `clear` (its
+/// `--no-…` flag) empties it; `None` keeps what is stored.
+fn given<T>(list: Vec<T>, clear: bool) -> Option<Vec<T>> {
+    (clear || !list.is_empty()).then_some(list)
 }
 
 /// Prints a client's id and, once, a secret ferrid generated.

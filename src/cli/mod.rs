@@ -106,6 +106,17 @@ pub(super) async fn passwords() -> anyhow::Result<Passwords> {
     Ok(built.await??)
 }
 
+/// An update's value flag and its `--no-…` flag: `Some(Some(v))` sets, `Some(None)` clears,
+/// `None` keeps what is stored (clap refuses both at once).
+pub(super) fn set_or_clear<T>(value: Option<T>, clear: bool) -> Option<Option<T>> {
+    (clear || value.is_some()).then_some(value)
+}
+
+/// An update's switch (`--consent`) and its `--no-…` flag: `None` keeps what is stored.
+pub(super) fn switch(on: bool, off: bool) -> Option<bool> {
+    (on || off).then_some(on)
+}
+
 pub(super) fn scopes_from_flags(flags: &[String]) -> anyhow::Result<ScopeSet> {
     ScopeSet::parse(&flags.join(" ")).map_err(|e| anyhow::anyhow!("--scope: {e}"))
 }

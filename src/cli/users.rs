@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use serde::Deserialize;
 
-use super::{passwords, read_new_password, scopes_from_flags};
+use super::{passwords, read_new_password, scopes_from_flags, set_or_clear, switch};
 use crate::clock::Clock;
 use crate::config::StorageArgs;
 use crate::model::{ScopeSet, Secret, Username};
@@ -141,13 +141,9 @@ async fn user_command(cmd: UserCommand, store: &Store, now: i64) -> anyhow::Resu
             no_scope,
         } => {
             let changes = ProfileChanges {
-                email: (no_email || email.is_some()).then_some(email),
-                name: (no_name || name.is_some()).then_some(name),
-                email_verified: match (email_verified, no_email_verified) {
-                    (true, _) => Some(true),
-                    (_, true) => Some(false),
-                    _ => None,
-                },
+                email: set_or_clear(email, no_email),
+                name: set_or_clear(name, no_name),
+                email_verified: switch(email_verified, no_email_verified),
                 scopes: (no_scope || !scopes.is_empty())
                     .then(|| scopes_from_flags(&scopes))
                     .transpose()?,

@@ -70,11 +70,7 @@ pub async fn authorize_post(
         // A browser sends no `SameSite=Lax` cookie with a POST from another site, signed in
         // or not; it does with a top-level GET. So without a session cookie the request
         // continues as the GET, where single sign-on can see the session.
-        let here = format!(
-            "{}{}",
-            s.oauth.issuer().trim_end_matches('/'),
-            super::paths::AUTHORIZE
-        );
+        let here = super::paths::url(s.oauth.issuer(), super::paths::AUTHORIZE);
         return redirect(&with_query(&here, &params.sorted()), StatusCode::SEE_OTHER);
     }
     // 303: the browser follows with a GET (RFC 9110 §15.4.4).

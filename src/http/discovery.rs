@@ -20,9 +20,7 @@ pub struct Discovery {
 
 impl Discovery {
     pub fn new(issuer: &str) -> Self {
-        // Endpoints hang off the issuer; a path in the issuer is kept (a proxy maps it).
-        let base = issuer.trim_end_matches('/');
-        let url = |path: &str| format!("{base}{path}");
+        let url = |path: &str| paths::url(issuer, path);
         let grant_types: Vec<&str> = grants::SUPPORTED.iter().map(|g| g.as_str()).collect();
         let doc = json!({
             "issuer": issuer,

@@ -1,5 +1,11 @@
 //! Route paths, shared by the router and the discovery document: change one, both follow.
 
+/// The URL of the endpoint at `path` for `issuer`: endpoints hang off the issuer, a path in
+/// the issuer kept (a proxy maps it).
+pub fn url(issuer: &str, path: &str) -> String {
+    format!("{}{path}", issuer.trim_end_matches('/'))
+}
+
 pub const OPENID_CONFIGURATION: &str = "/.well-known/openid-configuration";
 pub const OAUTH_AUTHORIZATION_SERVER: &str = "/.well-known/oauth-authorization-server";
 pub const JWKS: &str = "/jwks.json";

@@ -251,8 +251,3 @@ impl OAuth {
         })
     }
 }
-
-/// Shared by [`OAuth`]: the handle its methods wake.
-pub(super) fn new() -> Arc<Backchannel> {
-    Arc::new(Backchannel::default())
-}

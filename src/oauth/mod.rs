@@ -76,7 +76,7 @@ impl OAuth {
             lifetimes,
             throttle,
             metrics,
-            backchannel: backchannel::new(),
+            backchannel: std::sync::Arc::default(),
             consent_key: std::sync::Arc::new(aws_lc_rs::hmac::Key::new(
                 aws_lc_rs::hmac::HMAC_SHA256,
                 consent_key,

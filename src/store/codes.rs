@@ -291,7 +291,7 @@ impl Store {
                 .bind(&id)
                 .execute(&mut *tx)
                 .await?;
-            let queue = super::logout::queue_for_families(super::logout::Which::Session);
+            let queue = super::logout::QUEUE_FOR_SESSION;
             sqlx::query(queue)
                 .bind(now)
                 .bind(&id)

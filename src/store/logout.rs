@@ -9,38 +9,28 @@ use sqlx::FromRow;
 use super::{Store, StoreError, on_pool};
 
 /// The INSERT that queues a notification for each live family of a client with a
-/// back-channel logout URI, `$1` being now and `$2` the user (`Which::User`) or the browser
-/// session (`Which::Session`) whose families ended. One notification per family at most,
-/// also when two ends of the same session race (`on conflict`).
-pub(super) fn queue_for_families(which: Which) -> &'static str {
-    match which {
-        Which::User => {
+/// back-channel logout URI, `$1` being now and `$2` the value of `$column` (`user_id` or
+/// `session_id`) whose families ended. One notification per family at most, also when two
+/// ends of the same session race (`on conflict`).
+macro_rules! queue_for {
+    ($column:literal) => {
+        concat!(
             "insert into logout_notifications \
              (id, client_id, user_id, sid, created_at, attempts, next_attempt_at, claimed_until) \
              select f.id, f.client_id, f.user_id, f.id, $1, 0, $1, 0 \
              from refresh_families f join clients c on c.id = f.client_id \
              where c.backchannel_logout_uri is not null and f.revoked_at is null \
-               and f.expires_at > $1 and f.user_id = $2 \
-             on conflict (id) do nothing"
-        }
-        Which::Session => {
-            "insert into logout_notifications \
-             (id, client_id, user_id, sid, created_at, attempts, next_attempt_at, claimed_until) \
-             select f.id, f.client_id, f.user_id, f.id, $1, 0, $1, 0 \
-             from refresh_families f join clients c on c.id = f.client_id \
-             where c.backchannel_logout_uri is not null and f.revoked_at is null \
-               and f.expires_at > $1 and f.session_id = $2 \
-             on conflict (id) do nothing"
-        }
-    }
+               and f.expires_at > $1 and f.",
+            $column,
+            " = $2 on conflict (id) do nothing"
+        )
+    };
 }
 
-/// Whose families [`queue_for_families`] queues.
-#[derive(Clone, Copy)]
-pub(super) enum Which {
-    User,
-    Session,
-}
+/// Queues the live families of the user `$2` (a password change, a disable, a removal).
+pub(super) const QUEUE_FOR_USER: &str = queue_for!("user_id");
+/// Queues the live families of the browser session `$2` (its end).
+pub(super) const QUEUE_FOR_SESSION: &str = queue_for!("session_id");
 
 /// A logout token to deliver.
 #[derive(Clone, Debug, FromRow)]
@@ -51,7 +41,6 @@ pub struct LogoutNotification {
     pub user_id: String,
     /// The logout token's `sid`: the family, as in the client's ID tokens.
     pub sid: String,
-    pub created_at: i64,
     /// Attempts so far, this one included.
     pub attempts: i64,
     /// Where to POST it: the client's URI now, so a changed or removed registration is
@@ -98,7 +87,7 @@ impl Store {
             let mut claimed = Vec::with_capacity(ids.len());
             for (id,) in ids {
                 let n: Option<LogoutNotification> = sqlx::query_as(
-                    "select n.id, n.client_id, n.user_id, n.sid, n.created_at, n.attempts, \
+                    "select n.id, n.client_id, n.user_id, n.sid, n.attempts, \
                             c.backchannel_logout_uri \
                      from logout_notifications n left join clients c on c.id = n.client_id \
                      where n.id = $1",

@@ -227,13 +227,11 @@ macro_rules! end_logins_of_user {
             .await?;
         let Some((id,)) = id else { return Ok(false) };
         // Back-Channel Logout 1.0 §2.5: every relying party the user is signed in to hears.
-        sqlx::query(super::logout::queue_for_families(
-            super::logout::Which::User,
-        ))
-        .bind($now)
-        .bind(&id)
-        .execute(&mut *$tx)
-        .await?;
+        sqlx::query(super::logout::QUEUE_FOR_USER)
+            .bind($now)
+            .bind(&id)
+            .execute(&mut *$tx)
+            .await?;
         sqlx::query(
             "update refresh_families set revoked_at = $1 where user_id = $2 and revoked_at is null",
         )
@@ -472,7 +470,7 @@ impl Store {
                     .fetch_optional(&mut *tx)
                     .await?;
             let Some((id,)) = id else { return Ok(false) };
-            sqlx::query(super::logout::queue_for_families(super::logout::Which::User))
+            sqlx::query(super::logout::QUEUE_FOR_USER)
             .bind(now)
             .bind(&id)
             .execute(&mut *tx)

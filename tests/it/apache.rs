@@ -16,7 +16,9 @@ use tempfile::TempDir;
 use crate::support::chrome::{
     Group, PATIENCE, cookies, free_port, sign_in, start_browser, text_of, wait_for_page,
 };
-use crate::support::{Api, PASSWORD, Server, TestDir, USER, ferrid_cli, provision, stderr, stdout};
+use crate::support::{
+    Api, PASSWORD, Server, TestDir, USER, ferrid_cli, ferrid_cli_async, provision, stderr, stdout,
+};
 
 const APACHE: &str = "/usr/sbin/apache2";
 const MODULES: &str = "/usr/lib/apache2/modules";
@@ -354,16 +356,12 @@ async fn apache_mod_auth_openidc_signs_in_refreshes_and_logs_out() {
     // looks up the sid of a logout token there.
     assert!(info["id_token"]["sid"].is_string(), "no sid: {info}");
 
-    let cli_dir = dir.path().to_owned();
-    let out = tokio::task::spawn_blocking(move || {
-        ferrid_cli(
-            &cli_dir,
-            &["user", "passwd", USER],
-            "a new password, typed\n",
-        )
-    })
-    .await
-    .unwrap();
+    let out = ferrid_cli_async(
+        dir.path(),
+        &["user", "passwd", USER],
+        "a new password, typed\n",
+    )
+    .await;
     assert!(out.status.success(), "{}", stderr(&out));
     let start = Instant::now();
     while session_info(&apache, &signed_in, false).await.0 != 401 {

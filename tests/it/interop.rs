@@ -17,20 +17,12 @@ use crate::support::code_flow::{
 };
 use crate::support::receiver::Receiver;
 use crate::support::{
-    PASSWORD, TestApp, USER, cli_add_client, ferrid_cli, insecure_claims, kid_of, stderr, stdout,
+    PASSWORD, TestApp, USER, ferrid_cli_async, insecure_claims, kid_of, stderr, stdout,
 };
 
 /// `ferrid ARGS…` on the app's database, off the runtime's workers (the server runs on them).
 async fn cli(app: &TestApp, args: &[&str], stdin: &str) -> std::process::Output {
-    let dir = app.dir.path().to_owned();
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    let stdin = stdin.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        ferrid_cli(&dir, &args, &stdin)
-    })
-    .await
-    .unwrap()
+    ferrid_cli_async(app.dir.path(), args, stdin).await
 }
 
 async fn cli_ok(app: &TestApp, args: &[&str], stdin: &str) -> String {
@@ -39,19 +31,15 @@ async fn cli_ok(app: &TestApp, args: &[&str], stdin: &str) -> String {
     stdout(&out)
 }
 
-/// `ferrid client add ID ARGS… --json` on a running app; returns the secret.
+/// `ferrid client add ID ARGS… --json` on a running app; returns the secret it printed.
 async fn add_client(app: &TestApp, id: &str, args: &[&str]) -> String {
-    let dir = app.dir.path().to_owned();
-    let (id, args) = (
-        id.to_owned(),
-        args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>(),
-    );
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        cli_add_client(&dir, &id, &args)
-    })
-    .await
-    .unwrap()
+    let mut all = vec!["client", "add", id, "--json"];
+    all.extend_from_slice(args);
+    let printed: Value = serde_json::from_str(&cli_ok(app, &all, "").await).unwrap();
+    printed["client_secret"]
+        .as_str()
+        .expect("a secret")
+        .to_owned()
 }
 
 fn params_of(url: &str) -> Vec<(String, String)> {
@@ -104,6 +92,35 @@ async fn an_authorization_request_sent_by_post_behaves_like_the_get() {
         (q["error"].as_str(), q["state"].as_str()),
         ("invalid_scope", "st4te")
     );
+    // A body that is not a form, or too large, gets a page a person can read.
+    let http = reqwest::Client::new();
+    for (body, content_type, status) in [
+        (
+            "{\"client_id\": \"webapp\"}".to_owned(),
+            "application/json",
+            400,
+        ),
+        (
+            "a".repeat(100_000),
+            "application/x-www-form-urlencoded",
+            413,
+        ),
+    ] {
+        let res = http
+            .post(app.url("/authorize"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), status);
+        assert!(
+            res.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+    }
     // The login form is not the authorization endpoint: a password posted there is not
     // checked (the form has its own path and CSRF token).
     let mut with_password = form.clone();
@@ -612,6 +629,20 @@ async fn third_party_apps_ask_for_consent_which_is_remembered_and_can_be_denied(
     let res = plain.post(&app.url("/consent"), &answer(&|_| {})).await;
     assert_eq!(res.status(), 303);
     assert!(query_of(&location(&res)).contains_key("code"));
+    // After a password change the session is gone: the same answer, replayed, gets the
+    // login page and no code.
+    let hash = crate::support::hash_password("eve's new password").await;
+    let now = app.clock.now();
+    assert!(
+        app.store
+            .set_password_hash("eve", &hash, now)
+            .await
+            .unwrap()
+    );
+    let res = plain.post(&app.url("/consent"), &answer(&|_| {})).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().get("location").is_none());
+    assert!(res.text().await.unwrap().contains("action=\"login\""));
 }
 
 // 6. Post-logout redirect URIs are registered apart; a hinted logout always ends the

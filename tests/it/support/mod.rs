@@ -386,6 +386,19 @@ pub fn ferrid() -> Command {
 }
 
 /// Runs `ferrid ARGS --database-url … --keys-dir …` on `dir`, with `stdin` as its input.
+/// [`ferrid_cli`] off the runtime's workers: for tests whose server runs on them.
+pub async fn ferrid_cli_async(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    let dir = dir.to_owned();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let stdin = stdin.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ferrid_cli(&dir, &args, &stdin)
+    })
+    .await
+    .expect("the command ran")
+}
+
 pub fn ferrid_cli(dir: &Path, args: &[&str], stdin: &str) -> Output {
     use std::io::Write;
     let mut child = ferrid()
