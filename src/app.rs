@@ -22,6 +22,8 @@ use crate::tokens::{Keys, TokenIssuer, keys};
 
 pub struct App {
     listener: TcpListener,
+    /// `--metrics-bind`: /metrics on a listener of its own.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     /// The database (the purge task, `--demo`, and tests reach it here).
     store: Store,
@@ -40,7 +42,13 @@ impl App {
 
     /// As [`App::build`], with a clock the caller controls (tests move it forward).
     pub async fn build_with_clock(config: ServeConfig, clock: Clock) -> anyhow::Result<Self> {
-        let store = Store::connect(&config.database_url, config.database_max_connections).await?;
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let store = Store::connect_counted(
+            &config.database_url,
+            config.database_max_connections,
+            metrics.clone(),
+        )
+        .await?;
 
         let dir = config.keys_dir.clone();
         let (ring, secret) = tokio::task::spawn_blocking(move || {
@@ -72,8 +80,11 @@ impl App {
         }
 
         let (params, workers, queue) = (config.hash_params, config.hash_workers, config.hash_queue);
-        let passwords =
-            tokio::task::spawn_blocking(move || Passwords::new(params, workers, queue)).await??;
+        let hash_duration = metrics.hash_duration();
+        let passwords = tokio::task::spawn_blocking(move || {
+            Passwords::new(params, workers, queue).map(|p| p.timed(hash_duration))
+        })
+        .await??;
 
         let listener = TcpListener::bind(config.bind).await.with_context(|| {
             format!(
@@ -81,6 +92,12 @@ impl App {
                 config.bind
             )
         })?;
+        let metrics_listener = match config.metrics_bind {
+            Some(bind) => Some(TcpListener::bind(bind).await.with_context(|| {
+                format!("cannot listen on {bind} for /metrics; choose another with --metrics-bind")
+            })?),
+            None => None,
+        };
         let addr = listener.local_addr()?;
         let issuer = config
             .issuer
@@ -109,7 +126,7 @@ impl App {
                 refresh_token: config.refresh_token_ttl,
             },
             throttle.clone(),
-            Arc::new(crate::metrics::Metrics::default()),
+            metrics.clone(),
             &keys::derive_key(&secret, "ferrid consent ticket v1"),
         );
         let state = AppState::new(crate::http::state::ServerContext {
@@ -121,6 +138,7 @@ impl App {
         });
         Ok(Self {
             listener,
+            metrics_listener,
             state,
             store,
             throttle,
@@ -140,6 +158,13 @@ impl App {
         self.listener
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Where `--metrics-bind` listens, if it was given.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     pub fn port(&self) -> u16 {
@@ -193,13 +218,36 @@ impl App {
                 .deliver_logout_tokens(self.state.clock.clone()),
         );
         tracing::info!(issuer = self.issuer(), addr = %self.local_addr(), "ferrid is serving");
+        let separate_metrics = self.metrics_listener.is_some();
+        // The metrics listener stops with the main one.
+        let (stopped, stop_metrics) = tokio::sync::watch::channel(());
+        let metrics_server = self.metrics_listener.map(|listener| {
+            let router = http::metrics_router(self.state.clone());
+            let mut stop = stop_metrics;
+            tracing::info!(addr = ?listener.local_addr().ok(), "serving /metrics on its own listener");
+            tokio::spawn(http::serve::serve(
+                listener,
+                router,
+                http::serve::Limits {
+                    max_connections: 64,
+                    ..self.limits
+                },
+                async move {
+                    let _ = stop.changed().await;
+                },
+            ))
+        });
         http::serve::serve(
             self.listener,
-            http::router(self.state),
+            http::router(self.state, !separate_metrics),
             self.limits,
             shutdown,
         )
         .await;
+        drop(stopped);
+        if let Some(server) = metrics_server {
+            let _ = server.await;
+        }
         watcher.abort();
         purger.abort();
         logouts.abort();

@@ -43,6 +43,12 @@ pub struct ServeArgs {
     #[arg(long, env = "FERRID_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
 
+    /// Serve /metrics on this address instead, on a listener of its own (e.g. 127.0.0.1:9090,
+    /// or an address only your monitoring reaches); the main listener then has no /metrics.
+    /// Default: /metrics on --bind.
+    #[arg(long, env = "FERRID_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+
     /// The issuer: used as `iss` and to build every URL in discovery. Default: `http://<bind>`.
     #[arg(long, env = "FERRID_ISSUER")]
     pub issuer: Option<String>,
@@ -113,6 +119,8 @@ pub fn parse_ttl(s: &str) -> Result<Duration, String> {
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
     pub bind: SocketAddr,
+    /// `Some`: /metrics is served there, and not on `bind`.
+    pub metrics_bind: Option<SocketAddr>,
     /// `None`: `http://<the address actually bound>`.
     pub issuer: Option<String>,
     pub database_url: String,
@@ -145,6 +153,7 @@ impl ServeConfig {
         let workers = available_cores();
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_bind: None,
             issuer: None,
             database_url: database_url.into(),
             database_max_connections: 10,
@@ -172,6 +181,7 @@ impl ServeConfig {
             validate_issuer(issuer)?;
         }
         config.bind = serve.bind;
+        config.metrics_bind = serve.metrics_bind;
         config.issuer = serve.issuer;
         config.access_token_ttl = serve.access_token_ttl;
         config.id_token_ttl = serve.id_token_ttl;

@@ -98,6 +98,8 @@ struct Inner {
     /// blocking pool: argon2 needs 19 MiB a hash, and a few long-lived threads keep that
     /// memory in a few allocator arenas instead of one per passing pool thread.
     jobs: std::sync::mpsc::Sender<Job>,
+    /// How long each job takes on its hashing thread (`/metrics`).
+    duration: Option<crate::metrics::Histogram>,
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -142,8 +144,18 @@ impl Passwords {
                 admitted: Arc::new(Semaphore::new(workers + queue)),
                 capacity: workers + queue,
                 jobs: hashing_threads(workers)?,
+                duration: None,
             }),
         })
+    }
+
+    /// Times every job on the hashing threads into `histogram`. Call it on a new hasher,
+    /// before it is cloned.
+    pub fn timed(mut self, histogram: crate::metrics::Histogram) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.duration = Some(histogram);
+        }
+        self
     }
 
     pub fn params(&self) -> HashParams {
@@ -238,9 +250,15 @@ impl Passwords {
         // The permits move into the job: when the request is dropped (client gone, timeout)
         // while the hash runs, its core stays taken until the hash is done, so cancelled
         // logins cannot pile up more hashing than there are cores.
+        let duration = self.inner.duration.clone();
         let task: Job = Box::new(move || {
             let _permits = (admitted, running);
-            let _ = reply.send(span.in_scope(job));
+            let started = std::time::Instant::now();
+            let answer = span.in_scope(job);
+            if let Some(histogram) = duration {
+                histogram.observe(started.elapsed());
+            }
+            let _ = reply.send(answer);
         });
         self.inner
             .jobs

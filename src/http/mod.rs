@@ -43,7 +43,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub fn router(state: AppState) -> Router {
+/// Every endpoint; `/metrics` too unless it has a listener of its own (`metrics_router`).
+pub fn router(state: AppState, with_metrics: bool) -> Router {
     // What needs the database: answered 503 at once while it is down (`outage`).
     let database = Router::new()
         .route(paths::TOKEN, post(token::token))
@@ -64,15 +65,18 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             outage::fail_fast,
         ));
-    Router::new()
+    let mut router = Router::new()
         .route(paths::OPENID_CONFIGURATION, get(discovery::discovery))
         .route(paths::OAUTH_AUTHORIZATION_SERVER, get(discovery::discovery))
         .route(paths::JWKS, get(jwks::jwks))
         .route(paths::STYLESHEET, get(pages::stylesheet))
         .route(paths::HEALTHZ, get(health::healthz))
         .route(paths::READYZ, get(health::readyz))
-        .route(paths::METRICS, get(metrics::metrics))
-        .merge(database)
+        .merge(database);
+    if with_metrics {
+        router = router.route(paths::METRICS, get(metrics::metrics));
+    }
+    router
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -100,6 +104,21 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, RequestIds::new()))
+}
+
+/// `/metrics` alone, for `--metrics-bind`.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route(paths::METRICS, get(metrics::metrics))
+        .with_state(state)
+        .layer(SetResponseHeaderLayer::overriding(
+            X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
 }
 
 /// Request ids: a random prefix for this process and a counter, e.g. `4f9c2a1e07b3d5c8-42`.

@@ -23,3 +23,33 @@ pub const STYLESHEET: &str = "/assets/ferrid.css";
 pub const HEALTHZ: &str = "/healthz";
 pub const READYZ: &str = "/readyz";
 pub const METRICS: &str = "/metrics";
+
+/// Every route pattern of the router: `/metrics` labels requests with these `'static`
+/// strings (a route missing here is labelled `unlisted`, and fails debug builds).
+pub const ALL: [&str; 15] = [
+    OPENID_CONFIGURATION,
+    OAUTH_AUTHORIZATION_SERVER,
+    JWKS,
+    TOKEN,
+    USERINFO,
+    INTROSPECT,
+    REVOKE,
+    AUTHORIZE,
+    LOGIN,
+    CONSENT,
+    LOGOUT,
+    STYLESHEET,
+    HEALTHZ,
+    READYZ,
+    METRICS,
+];
+
+/// The `'static` pattern equal to `matched` (a route pattern the router matched).
+pub fn pattern(matched: &str) -> &'static str {
+    let found = ALL.iter().find(|p| **p == matched).copied();
+    debug_assert!(
+        found.is_some(),
+        "route {matched} is missing from paths::ALL"
+    );
+    found.unwrap_or("unlisted")
+}

@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 
 use super::OAuth;
 use crate::clock::Clock;
-use crate::metrics::Metrics;
+use crate::metrics::Delivery;
 use crate::store::{LogoutNotification, StoreError};
 use crate::tokens::{BACKCHANNEL_LOGOUT_EVENT, LogoutClaims};
 
@@ -193,7 +193,7 @@ impl OAuth {
         };
         match outcome {
             Ok(()) => {
-                Metrics::count(&self.metrics.backchannel_delivered);
+                self.metrics.delivery(Delivery::Delivered);
                 tracing::info!(
                     event = "backchannel_logout_delivered",
                     client_id = n.client_id,
@@ -203,7 +203,7 @@ impl OAuth {
                 self.store.delete_logout_notification(&n.id).await
             }
             Err(why) if n.attempts >= MAX_ATTEMPTS => {
-                Metrics::count(&self.metrics.backchannel_given_up);
+                self.metrics.delivery(Delivery::GivenUp);
                 tracing::error!(
                     event = "backchannel_logout_given_up",
                     client_id = n.client_id,
@@ -215,7 +215,7 @@ impl OAuth {
                 self.store.delete_logout_notification(&n.id).await
             }
             Err(why) => {
-                Metrics::count(&self.metrics.backchannel_failed);
+                self.metrics.delivery(Delivery::Failed);
                 let pause = RETRY_AFTER_SECS[(n.attempts.max(1) as usize - 1).min(2)];
                 tracing::warn!(
                     event = "backchannel_logout_failed",

@@ -98,6 +98,17 @@ impl OAuth {
         &self.metrics
     }
 
+    /// What `/metrics` reads at scrape time (all but the process's own numbers).
+    pub fn scrape(&self, now: i64) -> crate::metrics::Scraped {
+        crate::metrics::Scraped {
+            hashing_queue: self.passwords.queue_depth(),
+            pool: self.store.pool_state(),
+            throttle_entries: self.throttle.len(),
+            signing_key_age: Some((now - self.keys().current().signing_created()).max(0) as f64),
+            process: None,
+        }
+    }
+
     /// Logins waiting for a hashing thread.
     pub fn hashing_queue_depth(&self) -> usize {
         self.passwords.queue_depth()

@@ -28,6 +28,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+use crate::metrics::{Metrics, PoolState};
+
 pub use codes::{AuthorizationCode, Redemption, Session};
 pub use copy::CopyReport;
 pub use logout::LogoutNotification;
@@ -37,19 +39,22 @@ pub use users::{NewUser, ProfileChanges, TokenState};
 /// Runs the same body on whichever native pool the store has: `$p` is a `&SqlitePool` in one
 /// arm and a `&PgPool` in the other. `on_pool!(write store, |p| …)` is for anything that
 /// writes: on SQLite it runs on the single writer connection (see [`Pool`]).
+/// Every statement is timed and counted in flight for `/metrics` while it runs.
 macro_rules! on_pool {
-    ($store:expr, |$p:ident| $body:expr) => {
+    ($store:expr, |$p:ident| $body:expr) => {{
+        let _statement = $store.metrics.statement();
         match &$store.pool {
             $crate::store::Pool::Sqlite { readers: $p, .. } => $body,
             $crate::store::Pool::Postgres($p) => $body,
         }
-    };
-    (write $store:expr, |$p:ident| $body:expr) => {
+    }};
+    (write $store:expr, |$p:ident| $body:expr) => {{
+        let _statement = $store.metrics.statement();
         match &$store.pool {
             $crate::store::Pool::Sqlite { writer: $p, .. } => $body,
             $crate::store::Pool::Postgres($p) => $body,
         }
-    };
+    }};
 }
 pub(crate) use on_pool;
 
@@ -124,6 +129,7 @@ pub struct Store {
     rotations: refresh_tokens::Rotations,
     faults: Arc<faults::Faults>,
     health: Arc<health::Health>,
+    metrics: Arc<Metrics>,
 }
 
 /// What the batched statements run on: the pool (and the test faults). Its methods are the
@@ -132,6 +138,7 @@ pub struct Store {
 struct Statements {
     pool: Pool,
     faults: Arc<faults::Faults>,
+    metrics: Arc<Metrics>,
 }
 
 /// A [`batch::Batcher`] running `statement` (a method of [`Statements`]) on `statements`.
@@ -166,6 +173,15 @@ impl Store {
     /// Opens the database at `url` (`sqlite://PATH`, created if needed, or `postgres://…`)
     /// with at most `max_connections` connections, and applies pending migrations.
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+        Self::connect_counted(url, max_connections, Arc::default()).await
+    }
+
+    /// [`Store::connect`], timing its statements in `metrics`.
+    pub async fn connect_counted(
+        url: &str,
+        max_connections: u32,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
         let max_connections = max_connections.max(1);
         let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url)
@@ -236,6 +252,7 @@ impl Store {
         let statements = Arc::new(Statements {
             pool: pool.clone(),
             faults: faults.clone(),
+            metrics: metrics.clone(),
         });
         let token_states = batched(&statements, Statements::token_states, Some(READ_DEADLINE));
         let clients = batched(&statements, Statements::clients, Some(READ_DEADLINE));
@@ -254,7 +271,34 @@ impl Store {
             rotations,
             faults,
             health: Arc::default(),
+            metrics,
         })
+    }
+
+    /// The pools' connections now (SQLite's reader and writer pools together).
+    pub fn pool_state(&self) -> PoolState {
+        let of_pg = |p: &PgPool| {
+            (
+                p.size(),
+                u32::try_from(p.num_idle()).unwrap_or(0),
+                p.options().get_max_connections(),
+            )
+        };
+        let of_lite = |p: &SqlitePool| {
+            (
+                p.size(),
+                u32::try_from(p.num_idle()).unwrap_or(0),
+                p.options().get_max_connections(),
+            )
+        };
+        let (size, idle, max) = match &self.pool {
+            Pool::Sqlite { readers, writer } => {
+                let (r, w) = (of_lite(readers), of_lite(writer));
+                (r.0 + w.0, r.1 + w.1, r.2 + w.2)
+            }
+            Pool::Postgres(p) => of_pg(p),
+        };
+        PoolState { size, idle, max }
     }
 
     /// The faults the durability tests arm (debug builds only).

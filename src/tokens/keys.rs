@@ -66,6 +66,9 @@ pub struct LoadedKey {
     pub kid: String,
     pub file: PathBuf,
     pub bits: usize,
+    /// When the key was made (unix seconds): from the name ferrid gives the keys it
+    /// generates, else the file's modification time.
+    pub created: i64,
     /// Parsed once at load: parsing validates the key and builds its Montgomery contexts,
     /// which cost more than the signature itself if done per token.
     pair: KeyPair,
@@ -109,6 +112,11 @@ impl KeyRing {
 
     pub fn signing_kid(&self) -> &str {
         self.signing().0
+    }
+
+    /// When the signing key was made (unix seconds).
+    pub fn signing_created(&self) -> i64 {
+        self.keys[self.keys.len() - 1].created
     }
 
     /// The key that verifies RS256 signatures (RFC 7518 §3.3) of `kid`.
@@ -246,10 +254,21 @@ fn load_file(file: &Path) -> Result<LoadedKey, KeyError> {
         kid,
         file: file.to_owned(),
         bits,
+        created: created_at(file, &meta),
         pair,
         verifying,
         jwk,
     })
+}
+
+/// See [`LoadedKey::created`].
+fn created_at(file: &Path, meta: &fs::Metadata) -> i64 {
+    file.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("key-"))
+        .and_then(|n| n.split('-').next())
+        .and_then(|secs| secs.parse().ok())
+        .unwrap_or_else(|| meta.mtime())
 }
 
 /// RFC 7638 §3: SHA-256 over the required members in lexicographic order, no white space.

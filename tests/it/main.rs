@@ -15,6 +15,7 @@ mod keys;
 mod lifecycle;
 mod limits;
 mod logs;
+mod metrics;
 mod relying_party;
 mod replicas;
 mod token;

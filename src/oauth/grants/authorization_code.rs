@@ -37,7 +37,7 @@ impl OAuth {
                 self.store
                     .revoke_refresh_family(&code.family_id, now)
                     .await?;
-                crate::metrics::Metrics::count(&self.metrics.authorization_code_reuse);
+                self.metrics.reuse(crate::metrics::Reuse::AuthorizationCode);
                 tracing::warn!(
                     event = "authorization_code_reuse",
                     family_id = code.family_id,

@@ -16,7 +16,7 @@ use super::super::scope;
 use super::{Login, OAuth, OAuthError, TokenResponse};
 use std::net::IpAddr;
 
-use crate::metrics::Metrics;
+use crate::metrics::LoginOutcome;
 use crate::model::{Client, Secret, User};
 use crate::oauth::Params;
 use crate::oauth::throttle::{Refused, Verdict};
@@ -75,7 +75,7 @@ impl OAuth {
         let attempt = match self.throttle.begin(username, ip, now).await {
             Ok(attempt) => attempt,
             Err(Refused::Wait(wait)) => {
-                Metrics::count(&self.metrics.logins_throttled);
+                self.metrics.login(LoginOutcome::Throttled);
                 tracing::info!(
                     event = "login_throttled",
                     retry_after = wait,
@@ -121,7 +121,7 @@ impl OAuth {
             }
             _ => match attempt.failed(now).await {
                 Verdict::Tell => {
-                    Metrics::count(&self.metrics.logins_failed);
+                    self.metrics.login(LoginOutcome::Failure);
                     tracing::info!(event = "login_failed", "login refused");
                     tokio::time::sleep_until(started + FAILED_LOGIN_FLOOR).await;
                     return Err(OAuthError::InvalidGrant(BAD_CREDENTIALS));
@@ -129,7 +129,7 @@ impl OAuth {
                 Verdict::Withhold(wait) => return Err(self.withheld(wait, started).await),
             },
         };
-        Metrics::count(&self.metrics.logins_succeeded);
+        self.metrics.login(LoginOutcome::Success);
         tracing::info!(event = "login_succeeded", user_id = %user.id, "login");
         if rehash {
             self.upgrade_hash(&user.id, &user.password_hash, password, now)
@@ -141,7 +141,7 @@ impl OAuth {
     /// The answer for a checked attempt whose outcome the throttle withholds: "throttled",
     /// no sooner than a failure's answer, so that neither tells the outcome.
     async fn withheld(&self, wait: i64, started: tokio::time::Instant) -> OAuthError {
-        Metrics::count(&self.metrics.logins_throttled);
+        self.metrics.login(LoginOutcome::Throttled);
         tracing::info!(
             event = "login_throttled",
             retry_after = wait,

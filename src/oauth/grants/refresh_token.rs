@@ -85,7 +85,7 @@ impl OAuth {
 
 /// The security event of RFC 9700 §4.14.2, in a stable shape.
 fn log_reuse(oauth: &OAuth, family: &RefreshFamily, presented_by: &Client) {
-    crate::metrics::Metrics::count(&oauth.metrics.refresh_token_reuse);
+    oauth.metrics.reuse(crate::metrics::Reuse::RefreshToken);
     tracing::warn!(
         event = "refresh_token_reuse",
         family_id = family.id,

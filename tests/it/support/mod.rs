@@ -173,6 +173,8 @@ impl Drop for PgDatabase {
 
 pub struct TestApp {
     pub base: String,
+    /// `--metrics-bind`'s listener, when the test gave one.
+    pub metrics_base: Option<String>,
     pub dir: TestDir,
     pub clock: Clock,
     pub store: Store,
@@ -188,7 +190,15 @@ pub struct TestApp {
 impl TestApp {
     /// A server on a fresh temp dir with the standard client and user.
     pub async fn spawn() -> Self {
-        let app = Self::spawn_empty().await;
+        Self::spawn_empty()
+            .await
+            .with_standard_client_and_user()
+            .await
+    }
+
+    /// Adds the standard client and user (what [`TestApp::spawn`] starts with).
+    pub async fn with_standard_client_and_user(self) -> Self {
+        let app = self;
         app.add_client(
             CLIENT,
             Some(CLIENT_SECRET),
@@ -229,6 +239,7 @@ impl TestApp {
             .await
             .expect("app builds");
         let base = format!("http://127.0.0.1:{}", app.port());
+        let metrics_base = app.metrics_addr().map(|a| format!("http://{a}"));
         let store = app.store().clone();
         let throttle = app.throttle().clone();
         let api = Api::new(&base);
@@ -242,6 +253,7 @@ impl TestApp {
             .expect("http client");
         Self {
             base,
+            metrics_base,
             dir,
             clock,
             store,
