@@ -211,6 +211,8 @@ impl App {
             self.purge_interval,
         ));
         let probe = tokio::spawn(self.store.clone().watch_health());
+        // Memory freed while idle (start-up's, the hashing threads') goes back to the OS.
+        let housekeeping = tokio::spawn(crate::memory::housekeeping());
         let logouts = tokio::spawn(
             self.state
                 .oauth
@@ -222,7 +224,7 @@ impl App {
         // The metrics listener stops with the main one.
         let (stopped, stop_metrics) = tokio::sync::watch::channel(());
         let metrics_server = self.metrics_listener.map(|listener| {
-            let router = http::metrics_router(self.state.clone());
+            let router = http::metrics_service(self.state.clone());
             let mut stop = stop_metrics;
             tracing::info!(addr = ?listener.local_addr().ok(), "serving /metrics on its own listener");
             tokio::spawn(http::serve::serve(
@@ -239,7 +241,7 @@ impl App {
         });
         http::serve::serve(
             self.listener,
-            http::router(self.state, !separate_metrics),
+            http::service(self.state, !separate_metrics),
             self.limits,
             shutdown,
         )
@@ -252,6 +254,7 @@ impl App {
         purger.abort();
         logouts.abort();
         probe.abort();
+        housekeeping.abort();
         Ok(())
     }
 }

@@ -41,6 +41,7 @@ pub mod clock;
 pub mod config;
 pub mod digest;
 pub mod http;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod oauth;

@@ -96,7 +96,8 @@ struct Inner {
     capacity: usize,
     /// The hashing threads' queue. Their own threads, one per worker, rather than tokio's
     /// blocking pool: argon2 needs 19 MiB a hash, and a few long-lived threads keep that
-    /// memory in a few allocator arenas instead of one per passing pool thread.
+    /// memory in a few allocator arenas instead of one per passing pool thread — while they
+    /// work; idle for [`IDLE_RELEASE`], they let it go.
     jobs: std::sync::mpsc::Sender<Job>,
     /// How long each job takes on its hashing thread (`/metrics`).
     duration: Option<crate::metrics::Histogram>,
@@ -104,8 +105,15 @@ struct Inner {
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// A hashing thread idle this long lets go of its argon2 working memory (19 MiB at the
+/// default parameters); the next hash allocates it again, which costs far less than the hash.
+pub const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Starts `n` hashing threads fed by one queue; they end when the sender is dropped.
-fn hashing_threads(n: usize) -> Result<std::sync::mpsc::Sender<Job>, PasswordError> {
+fn hashing_threads(
+    n: usize,
+    idle_release: std::time::Duration,
+) -> Result<std::sync::mpsc::Sender<Job>, PasswordError> {
     let (tx, rx) = std::sync::mpsc::channel::<Job>();
     let rx = Arc::new(std::sync::Mutex::new(rx));
     for i in 0..n {
@@ -113,11 +121,29 @@ fn hashing_threads(n: usize) -> Result<std::sync::mpsc::Sender<Job>, PasswordErr
         std::thread::Builder::new()
             .name(format!("ferrid-hash-{i}"))
             .spawn(move || {
+                use std::sync::mpsc::RecvTimeoutError;
+                // After a job, the thread waits at most `idle_release` for the next one before
+                // it lets go of its working memory (`memory` has it handed back to the OS).
+                let mut holding = false;
                 loop {
-                    let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    let next = {
+                        let rx = rx.lock().unwrap_or_else(|p| p.into_inner());
+                        if holding {
+                            rx.recv_timeout(idle_release)
+                        } else {
+                            rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+                        }
+                    };
                     match next {
-                        Ok(job) => job(),
-                        Err(_) => return,
+                        Ok(job) => {
+                            job();
+                            holding = true;
+                        }
+                        Err(RecvTimeoutError::Timeout) => {
+                            BLOCKS.with_borrow_mut(|blocks| *blocks = Vec::new());
+                            holding = false;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => return,
                     }
                 }
             })
@@ -130,6 +156,16 @@ impl Passwords {
     /// Builds the hasher; computes one hash (the dummy), so call it off the async workers.
     /// `workers` jobs run at once and up to `queue` more wait.
     pub fn new(params: HashParams, workers: usize, queue: usize) -> Result<Self, PasswordError> {
+        Self::with_idle_release(params, workers, queue, IDLE_RELEASE)
+    }
+
+    /// [`Passwords::new`] whose threads let go of their working memory after `idle_release`.
+    fn with_idle_release(
+        params: HashParams,
+        workers: usize,
+        queue: usize,
+        idle_release: std::time::Duration,
+    ) -> Result<Self, PasswordError> {
         let argon2 = params.argon2()?;
         let random = uuid::Uuid::new_v4().to_string();
         // Computed once, in memory of its own (not kept by this thread).
@@ -143,7 +179,7 @@ impl Passwords {
                 running: Arc::new(Semaphore::new(workers)),
                 admitted: Arc::new(Semaphore::new(workers + queue)),
                 capacity: workers + queue,
-                jobs: hashing_threads(workers)?,
+                jobs: hashing_threads(workers, idle_release)?,
                 duration: None,
             }),
         })
@@ -395,6 +431,33 @@ pub fn is_supported_hash(hash: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn idle_hashing_threads_let_go_of_their_working_memory() {
+        let idle = std::time::Duration::from_millis(300);
+        let passwords =
+            super::Passwords::with_idle_release(super::HashParams::default(), 1, 4, idle).unwrap();
+        let kept = || async {
+            passwords
+                .run(|| Ok(super::BLOCKS.with_borrow(|b| b.len())))
+                .await
+                .unwrap()
+        };
+        assert_eq!(kept().await, 0, "nothing kept before the first hash");
+        passwords
+            .hash(super::Secret::new("a password of some length"))
+            .await
+            .unwrap();
+        // Kept between hashes...
+        assert_eq!(
+            kept().await,
+            super::HashParams::default().block_count(),
+            "the working memory is kept while the thread works"
+        );
+        // ...and let go once the thread has idled.
+        tokio::time::sleep(idle * 3).await;
+        assert_eq!(kept().await, 0);
+    }
+
     use super::*;
 
     /// The user of FastAPI's security tutorial: password "secret".

@@ -2,8 +2,7 @@
 //! `GET /.well-known/oauth-authorization-server` (RFC 8414 §3): one document, built once at
 //! start, listing only what this build implements.
 
-use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::extract::{Request, State};
 use axum::response::Response;
 use serde_json::json;
 
@@ -14,7 +13,8 @@ use crate::oauth::grants;
 
 /// The serialized document and its ETag.
 pub struct Discovery {
-    pub body: String,
+    /// Shared with every response (a reference count, not a copy).
+    pub body: bytes::Bytes,
     pub etag: String,
 }
 
@@ -67,14 +67,18 @@ impl Discovery {
         let body = doc.to_string();
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body.as_bytes());
         let etag = format!("\"{}\"", crate::tokens::opaque::hex(&digest.as_ref()[..12]));
-        Self { body, etag }
+        Self {
+            body: body.into(),
+            etag,
+        }
     }
 }
 
-/// Serves the discovery document from memory.
-pub async fn discovery(State(s): State<AppState>, headers: HeaderMap) -> Response {
+/// Serves the discovery document from memory. (The request rather than a `HeaderMap`, which
+/// axum would clone for the extractor.)
+pub async fn discovery(State(s): State<AppState>, req: Request) -> Response {
     super::cached_json(
-        &headers,
+        req.headers(),
         s.discovery.body.clone(),
         &s.discovery.etag,
         "public, max-age=3600",

@@ -14,17 +14,19 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
+use std::convert::Infallible;
+
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
+use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tower::ServiceExt;
+use tower::{Service, ServiceExt};
 
 /// Connection limits of the listener.
 #[derive(Clone, Copy, Debug)]
@@ -45,13 +47,17 @@ impl Default for Limits {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves.
-pub async fn serve(
+/// Serves `router` (the routes behind `http::front`) on `listener` until `shutdown`
+/// resolves.
+pub async fn serve<S>(
     listener: TcpListener,
-    router: Router,
+    router: S,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send,
-) {
+) where
+    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut shutdown = pin!(shutdown);

@@ -98,6 +98,11 @@ impl OAuth {
         &self.metrics
     }
 
+    /// The same metrics, shared (the HTTP front door counts requests there).
+    pub fn metrics_handle(&self) -> std::sync::Arc<crate::metrics::Metrics> {
+        self.metrics.clone()
+    }
+
     /// What `/metrics` reads at scrape time (all but the process's own numbers).
     pub fn scrape(&self, now: i64) -> crate::metrics::Scraped {
         crate::metrics::Scraped {

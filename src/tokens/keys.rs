@@ -99,7 +99,8 @@ pub struct KeyRing {
     /// Sorted by file name: the last one signs.
     keys: Vec<LoadedKey>,
     by_kid: HashMap<String, usize>,
-    jwks_body: String,
+    /// Shared with every response (a reference count, not a copy).
+    jwks_body: bytes::Bytes,
     jwks_etag: String,
 }
 
@@ -129,7 +130,7 @@ impl KeyRing {
     }
 
     /// The JWKS as served: compact JSON, public parts only.
-    pub fn jwks_body(&self) -> &str {
+    pub fn jwks_body(&self) -> &bytes::Bytes {
         &self.jwks_body
     }
 
@@ -204,7 +205,7 @@ pub fn load(dir: &Path) -> Result<KeyRing, KeyError> {
     Ok(KeyRing {
         keys,
         by_kid,
-        jwks_body,
+        jwks_body: jwks_body.into(),
         jwks_etag,
     })
 }
@@ -497,7 +498,7 @@ mod tests {
         let text = fs::read_to_string(&key.file).unwrap();
         assert!(text.starts_with("-----BEGIN PRIVATE KEY-----"));
         // The kid is the thumbprint of what the JWKS publishes.
-        let jwks: serde_json::Value = serde_json::from_str(ring.jwks_body()).unwrap();
+        let jwks: serde_json::Value = serde_json::from_slice(ring.jwks_body()).unwrap();
         let jwk = &jwks["keys"][0];
         let kid = thumbprint(jwk["n"].as_str().unwrap(), jwk["e"].as_str().unwrap());
         assert_eq!(jwk["kid"], kid.as_str());
