@@ -98,58 +98,134 @@ struct Inner {
     /// blocking pool: argon2 needs 19 MiB a hash, and a few long-lived threads keep that
     /// memory in a few allocator arenas instead of one per passing pool thread — while they
     /// work; idle for [`IDLE_RELEASE`], they let it go.
-    jobs: std::sync::mpsc::Sender<Job>,
+    jobs: Arc<JobQueue>,
     /// How long each job takes on its hashing thread (`/metrics`).
     duration: Option<crate::metrics::Histogram>,
 }
 
 type Job = Box<dyn FnOnce() + Send>;
 
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The threads finish the jobs queued, then end.
+        self.jobs.close();
+    }
+}
+
 /// A hashing thread idle this long lets go of its argon2 working memory (19 MiB at the
 /// default parameters); the next hash allocates it again, which costs far less than the hash.
 pub const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Starts `n` hashing threads fed by one queue; they end when the sender is dropped.
+/// The hashing threads' queue: a deque behind a mutex and a condition variable, so that every
+/// idle thread waits (and times out) on its own without holding the lock — a shared
+/// `mpsc::Receiver` behind a mutex let the thread blocked in `recv` keep the others from ever
+/// timing out, and so from letting go of their memory.
+struct JobQueue {
+    state: std::sync::Mutex<QueueState>,
+    ready: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    jobs: std::collections::VecDeque<Job>,
+    closed: bool,
+}
+
+/// What a hashing thread gets from the queue.
+enum Next {
+    Job(Job),
+    /// No job came within the wait.
+    Idle,
+    /// The hasher is gone.
+    Closed,
+}
+
+impl JobQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(&self, job: Job) -> Result<(), PasswordError> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(PasswordError::Internal(
+                "the hashing threads are gone".into(),
+            ));
+        }
+        state.jobs.push_back(job);
+        drop(state);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
+    }
+
+    /// The next job, waiting at most `wait` (forever if `None`).
+    fn next(&self, wait: Option<std::time::Duration>) -> Next {
+        let deadline = wait.map(|w| std::time::Instant::now() + w);
+        let mut state = self.lock();
+        loop {
+            if let Some(job) = state.jobs.pop_front() {
+                return Next::Job(job);
+            }
+            if state.closed {
+                return Next::Closed;
+            }
+            state = match deadline {
+                None => self.ready.wait(state).unwrap_or_else(|p| p.into_inner()),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return Next::Idle;
+                    }
+                    self.ready
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+            };
+        }
+    }
+}
+
+/// Starts `n` hashing threads fed by one queue; they end when the queue is closed (the
+/// hasher dropped).
 fn hashing_threads(
     n: usize,
     idle_release: std::time::Duration,
-) -> Result<std::sync::mpsc::Sender<Job>, PasswordError> {
-    let (tx, rx) = std::sync::mpsc::channel::<Job>();
-    let rx = Arc::new(std::sync::Mutex::new(rx));
+) -> Result<Arc<JobQueue>, PasswordError> {
+    let queue = Arc::new(JobQueue {
+        state: std::sync::Mutex::default(),
+        ready: std::sync::Condvar::new(),
+    });
     for i in 0..n {
-        let rx = rx.clone();
+        let queue = queue.clone();
         std::thread::Builder::new()
             .name(format!("ferrid-hash-{i}"))
             .spawn(move || {
-                use std::sync::mpsc::RecvTimeoutError;
                 // After a job, the thread waits at most `idle_release` for the next one before
                 // it lets go of its working memory (`memory` has it handed back to the OS).
                 let mut holding = false;
                 loop {
-                    let next = {
-                        let rx = rx.lock().unwrap_or_else(|p| p.into_inner());
-                        if holding {
-                            rx.recv_timeout(idle_release)
-                        } else {
-                            rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
-                        }
-                    };
-                    match next {
-                        Ok(job) => {
+                    match queue.next(holding.then_some(idle_release)) {
+                        Next::Job(job) => {
                             job();
                             holding = true;
                         }
-                        Err(RecvTimeoutError::Timeout) => {
+                        Next::Idle => {
                             BLOCKS.with_borrow_mut(|blocks| *blocks = Vec::new());
                             holding = false;
                         }
-                        Err(RecvTimeoutError::Disconnected) => return,
+                        Next::Closed => return,
                     }
                 }
             })
             .map_err(|e| PasswordError::Internal(format!("cannot start a hashing thread: {e}")))?;
     }
-    Ok(tx)
+    Ok(queue)
 }
 
 impl Passwords {
@@ -296,10 +372,7 @@ impl Passwords {
             }
             let _ = reply.send(answer);
         });
-        self.inner
-            .jobs
-            .send(task)
-            .map_err(|_| PasswordError::Internal("the hashing threads are gone".into()))?;
+        self.inner.jobs.push(task)?;
         answer
             .await
             .map_err(|_| PasswordError::Internal("a hashing job was lost".into()))?
@@ -435,27 +508,41 @@ mod tests {
     async fn idle_hashing_threads_let_go_of_their_working_memory() {
         let idle = std::time::Duration::from_millis(300);
         let passwords =
-            super::Passwords::with_idle_release(super::HashParams::default(), 1, 4, idle).unwrap();
-        let kept = || async {
-            passwords
-                .run(|| Ok(super::BLOCKS.with_borrow(|b| b.len())))
-                .await
-                .unwrap()
+            super::Passwords::with_idle_release(super::HashParams::default(), 2, 4, idle).unwrap();
+        // Runs `f` on both hashing threads at once (each job waits for the other).
+        async fn on_both(p: &super::Passwords, f: fn(&super::Passwords) -> usize) -> [usize; 2] {
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+            let job = || {
+                let (barrier, this) = (barrier.clone(), p.clone());
+                p.run(move || {
+                    barrier.wait();
+                    Ok(f(&this))
+                })
+            };
+            let (a, b) = tokio::join!(job(), job());
+            [a.unwrap(), b.unwrap()]
+        }
+        let kept = |_: &super::Passwords| super::BLOCKS.with_borrow(|b| b.len());
+        let hash = |p: &super::Passwords| {
+            p.hash_blocking(&super::Secret::new("a password of some length"))
+                .unwrap();
+            0
         };
-        assert_eq!(kept().await, 0, "nothing kept before the first hash");
-        passwords
-            .hash(super::Secret::new("a password of some length"))
-            .await
-            .unwrap();
-        // Kept between hashes...
         assert_eq!(
-            kept().await,
-            super::HashParams::default().block_count(),
-            "the working memory is kept while the thread works"
+            on_both(&passwords, kept).await,
+            [0, 0],
+            "nothing kept before a hash"
         );
-        // ...and let go once the thread has idled.
+        on_both(&passwords, hash).await;
+        let blocks = super::HashParams::default().block_count();
+        assert_eq!(
+            on_both(&passwords, kept).await,
+            [blocks, blocks],
+            "kept while working"
+        );
+        // Both threads let go once idle: neither one's wait keeps the other from timing out.
         tokio::time::sleep(idle * 3).await;
-        assert_eq!(kept().await, 0);
+        assert_eq!(on_both(&passwords, kept).await, [0, 0]);
     }
 
     use super::*;

@@ -16,6 +16,12 @@ pub(super) const USER_COLUMNS: &str = "u.id, u.username, u.password_hash, u.name
      u.email_verified, u.scopes, u.disabled, u.created_at, u.updated_at, u.security_version, \
      u.security_changed_at";
 
+/// [`USER_COLUMNS`] without the password hash (an empty string in its place), for the
+/// checks of every token, which never need it.
+const TOKEN_USER_COLUMNS: &str = "u.id, u.username, case when u.id is null then null else '' end \
+     as password_hash, u.name, u.email, u.email_verified, u.scopes, u.disabled, u.created_at, \
+     u.updated_at, u.security_version, u.security_changed_at";
+
 #[derive(FromRow)]
 pub(super) struct UserRow {
     id: String,
@@ -110,10 +116,9 @@ impl super::Statements {
     ) -> Result<HashMap<TokenKey, TokenState>, StoreError> {
         #[derive(FromRow)]
         struct Row {
-            req_sub: String,
-            req_client_id: String,
-            req_jti: String,
-            req_sid: Option<String>,
+            /// Which of `keys` the row answers (its position): echoing the keys back would
+            /// copy four strings a row.
+            req_i: i64,
             #[sqlx(flatten)]
             user: MaybeUserRow,
             jti_revoked: bool,
@@ -121,11 +126,11 @@ impl super::Statements {
             client_created_at: Option<i64>,
         }
         // The session counts only while it is the user's, of the token's client, not revoked,
-        // and made under the user's current security version.
+        // and made under the user's current security version. The password hash stays in the
+        // database: no token check needs it.
         let sql = format!(
-            "with req (sub, client_id, jti, sid) as (values {}) \
-             select req.sub as req_sub, req.client_id as req_client_id, req.jti as req_jti, \
-                    req.sid as req_sid, {USER_COLUMNS}, \
+            "with req (sub, client_id, jti, sid, i) as (values {}) \
+             select req.i as req_i, {TOKEN_USER_COLUMNS}, \
                     exists(select 1 from revoked_access_tokens r where r.jti = req.jti) \
                       as jti_revoked, \
                     (select f.expires_at from refresh_families f \
@@ -135,27 +140,27 @@ impl super::Statements {
                     (select c.created_at from clients c where c.id = req.client_id) \
                       as client_created_at \
              from req left join users u on u.id = req.sub",
-            super::batch::placeholders(keys.len(), 4)
+            super::batch::placeholders(keys.len(), 5)
         );
         let rows: Vec<Row> = on_pool!(self, |p| {
             let mut query = sqlx::query_as(&sql);
-            for key in &keys {
+            for (i, key) in keys.iter().enumerate() {
                 query = query
                     .bind(&key.sub)
                     .bind(&key.client_id)
                     .bind(&key.jti)
-                    .bind(&key.sid);
+                    .bind(&key.sid)
+                    .bind(i as i64);
             }
             query.fetch_all(p).await
         })?;
         rows.into_iter()
             .map(|r| {
-                let key = TokenKey {
-                    sub: r.req_sub,
-                    client_id: r.req_client_id,
-                    jti: r.req_jti,
-                    sid: r.req_sid,
-                };
+                let key = usize::try_from(r.req_i)
+                    .ok()
+                    .and_then(|i| keys.get(i))
+                    .ok_or_else(|| StoreError::Corrupt("a token state for no request".into()))?
+                    .clone();
                 let state = TokenState {
                     user: Option::<User>::try_from(r.user)?,
                     jti_revoked: r.jti_revoked,
