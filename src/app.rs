@@ -239,6 +239,11 @@ impl App {
                 },
             ))
         });
+        // Both listeners begin their graceful stop at once.
+        let shutdown = async move {
+            shutdown.await;
+            drop(stopped);
+        };
         http::serve::serve(
             self.listener,
             http::service(self.state, !separate_metrics),
@@ -246,7 +251,6 @@ impl App {
             shutdown,
         )
         .await;
-        drop(stopped);
         if let Some(server) = metrics_server {
             let _ = server.await;
         }

@@ -15,7 +15,7 @@ const AFTER_FREE: Duration = Duration::from_millis(1500);
 const EVERY: Duration = Duration::from_secs(10);
 
 /// Runs [`nudge`] a purge delay after start, again after another (start-up frees come in
-/// waves), then every [`EVERY`]. Runs until the task is dropped.
+/// waves), then every 10 s. Runs until the task is dropped.
 pub async fn housekeeping() {
     for wait in [AFTER_FREE, AFTER_FREE]
         .into_iter()
@@ -29,8 +29,12 @@ pub async fn housekeeping() {
 
 /// Allocates and frees a block big enough to get a page of its own in mimalloc (not one
 /// shared with small objects), which runs its purge of memory freed earlier. Costs no
-/// resident memory: the block is never written.
+/// resident memory: the block is never written. Where memory is short (a strict overcommit
+/// policy, an address-space limit), the allocation fails and nothing happens: it must never
+/// abort the process.
 pub fn nudge() {
-    let block: Vec<u8> = Vec::with_capacity(64 << 20);
-    drop(std::hint::black_box(block));
+    let mut block: Vec<u8> = Vec::new();
+    if block.try_reserve_exact(64 << 20).is_ok() {
+        drop(std::hint::black_box(block));
+    }
 }

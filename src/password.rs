@@ -116,18 +116,22 @@ impl Drop for Inner {
 /// default parameters); the next hash allocates it again, which costs far less than the hash.
 pub const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The hashing threads' queue: a deque behind a mutex and a condition variable, so that every
-/// idle thread waits (and times out) on its own without holding the lock — a shared
-/// `mpsc::Receiver` behind a mutex let the thread blocked in `recv` keep the others from ever
-/// timing out, and so from letting go of their memory.
+/// The hashing threads' queue: jobs in a deque behind a mutex, and the idle threads on a
+/// stack, each parked with its own timer. A new job wakes the thread that went idle last, so
+/// under a trickle of logins one thread does the work and the others, idle, let go of their
+/// memory. (A shared condition variable wakes them in turn — every thread then kept its
+/// 19 MiB and also allocated it again whenever its turn came after more than the idle time;
+/// a shared `mpsc::Receiver` behind a mutex let the thread blocked in `recv` keep the others
+/// from ever timing out.)
 struct JobQueue {
     state: std::sync::Mutex<QueueState>,
-    ready: std::sync::Condvar,
 }
 
 #[derive(Default)]
 struct QueueState {
     jobs: std::collections::VecDeque<Job>,
+    /// Idle threads, the most recently idle last.
+    idle: Vec<std::thread::Thread>,
     closed: bool,
 }
 
@@ -153,41 +157,60 @@ impl JobQueue {
             ));
         }
         state.jobs.push_back(job);
+        let wake = state.idle.pop();
         drop(state);
-        self.ready.notify_one();
+        if let Some(thread) = wake {
+            thread.unpark();
+        }
         Ok(())
     }
 
     fn close(&self) {
-        self.lock().closed = true;
-        self.ready.notify_all();
+        let mut state = self.lock();
+        state.closed = true;
+        let idle = std::mem::take(&mut state.idle);
+        drop(state);
+        for thread in idle {
+            thread.unpark();
+        }
     }
 
-    /// The next job, waiting at most `wait` (forever if `None`).
+    /// The next job for the calling thread, waiting at most `wait` (forever if `None`). A
+    /// thread that waits with a time limit has just worked and goes on top of the idle
+    /// stack; one that waits without (it has let go of its memory) goes to the bottom.
     fn next(&self, wait: Option<std::time::Duration>) -> Next {
+        let me = std::thread::current();
         let deadline = wait.map(|w| std::time::Instant::now() + w);
         let mut state = self.lock();
-        loop {
+        let next = loop {
             if let Some(job) = state.jobs.pop_front() {
-                return Next::Job(job);
+                break Next::Job(job);
             }
             if state.closed {
-                return Next::Closed;
+                break Next::Closed;
             }
-            state = match deadline {
-                None => self.ready.wait(state).unwrap_or_else(|p| p.into_inner()),
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(std::time::Instant::now());
-                    if left.is_zero() {
-                        return Next::Idle;
-                    }
-                    self.ready
-                        .wait_timeout(state, left)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0
+            let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+            if left.is_some_and(|left| left.is_zero()) {
+                break Next::Idle;
+            }
+            if !state.idle.iter().any(|t| t.id() == me.id()) {
+                if wait.is_some() {
+                    state.idle.push(me.clone());
+                } else {
+                    state.idle.insert(0, me.clone());
                 }
-            };
-        }
+            }
+            drop(state);
+            // An unpark that came before this park makes it return at once; spurious wake-ups
+            // just go round the loop.
+            match left {
+                Some(left) => std::thread::park_timeout(left),
+                None => std::thread::park(),
+            }
+            state = self.lock();
+        };
+        state.idle.retain(|t| t.id() != me.id());
+        next
     }
 }
 
@@ -199,18 +222,17 @@ fn hashing_threads(
 ) -> Result<Arc<JobQueue>, PasswordError> {
     let queue = Arc::new(JobQueue {
         state: std::sync::Mutex::default(),
-        ready: std::sync::Condvar::new(),
     });
     for i in 0..n {
-        let queue = queue.clone();
-        std::thread::Builder::new()
+        let thread_queue = queue.clone();
+        let started = std::thread::Builder::new()
             .name(format!("ferrid-hash-{i}"))
             .spawn(move || {
                 // After a job, the thread waits at most `idle_release` for the next one before
                 // it lets go of its working memory (`memory` has it handed back to the OS).
                 let mut holding = false;
                 loop {
-                    match queue.next(holding.then_some(idle_release)) {
+                    match thread_queue.next(holding.then_some(idle_release)) {
                         Next::Job(job) => {
                             job();
                             holding = true;
@@ -222,8 +244,14 @@ fn hashing_threads(
                         Next::Closed => return,
                     }
                 }
-            })
-            .map_err(|e| PasswordError::Internal(format!("cannot start a hashing thread: {e}")))?;
+            });
+        if let Err(e) = started {
+            // The threads already started end.
+            queue.close();
+            return Err(PasswordError::Internal(format!(
+                "cannot start a hashing thread: {e}"
+            )));
+        }
     }
     Ok(queue)
 }
@@ -543,6 +571,19 @@ mod tests {
         // Both threads let go once idle: neither one's wait keeps the other from timing out.
         tokio::time::sleep(idle * 3).await;
         assert_eq!(on_both(&passwords, kept).await, [0, 0]);
+
+        // A trickle of logins, one every third of the idle time: one thread does them all,
+        // and the other, idle, lets go (taking turns, both would hold their memory).
+        for _ in 0..8 {
+            passwords
+                .hash(super::Secret::new("a password of some length"))
+                .await
+                .unwrap();
+            tokio::time::sleep(idle / 3).await;
+        }
+        let mut held = on_both(&passwords, kept).await;
+        held.sort_unstable();
+        assert_eq!(held, [0, blocks], "one thread works, the other let go");
     }
 
     use super::*;

@@ -1,4 +1,4 @@
-//! Logging: `tracing` with the filter from `RUST_LOG` (default `ferrid=info,tower_http=info`).
+//! Logging: `tracing` with the filter from `RUST_LOG` (default `ferrid=info`).
 //! Nothing secret is ever recorded: spans name routes, not URIs; secrets are `model::Secret`,
 //! whose `Debug` is redacted; no header values are logged.
 
@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-pub const DEFAULT_FILTER: &str = "ferrid=info,tower_http=info";
+pub const DEFAULT_FILTER: &str = "ferrid=info";
 
 /// Installs the global subscriber, writing to stderr. `json` selects one JSON object a line.
 pub fn init(json: bool) {

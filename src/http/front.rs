@@ -66,7 +66,9 @@ where
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         let id = match req.headers().get(REQUEST_ID) {
-            Some(id) if id.len() <= MAX_REQUEST_ID && id.to_str().is_ok() => id.clone(),
+            Some(id) if !id.is_empty() && id.len() <= MAX_REQUEST_ID && id.to_str().is_ok() => {
+                id.clone()
+            }
             _ => {
                 let id = self.ids.next();
                 req.headers_mut().insert(REQUEST_ID, id.clone());

@@ -262,14 +262,19 @@ fn load_file(file: &Path) -> Result<LoadedKey, KeyError> {
     })
 }
 
-/// See [`LoadedKey::created`].
+/// See [`LoadedKey::created`]. Only a name exactly as [`generate`] writes it
+/// (`key-` 11 digits `-` 9 digits `-…`) is read as a time: an operator's own key named to
+/// sort last (`key-9-mine.pem`) is aged by its file.
 fn created_at(file: &Path, meta: &fs::Metadata) -> i64 {
-    file.file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_prefix("key-"))
-        .and_then(|n| n.split('-').next())
-        .and_then(|secs| secs.parse().ok())
-        .unwrap_or_else(|| meta.mtime())
+    let from_name = file.file_name().and_then(|n| n.to_str()).and_then(|n| {
+        let mut parts = n.strip_prefix("key-")?.splitn(3, '-');
+        let (secs, nanos) = (parts.next()?, parts.next()?);
+        let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+        (digits(secs, 11) && digits(nanos, 9) && parts.next().is_some())
+            .then(|| secs.parse().ok())
+            .flatten()
+    });
+    from_name.unwrap_or_else(|| meta.mtime())
 }
 
 /// RFC 7638 §3: SHA-256 over the required members in lexicographic order, no white space.
