@@ -68,6 +68,22 @@ fn cli(dir: &std::path::Path, args: &[&str], stdin: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `ferrid serve` on a free port of loopback, on the data in `dir`, with `extra` flags.
+fn serve(dir: &std::path::Path, extra: &[&str]) -> Server {
+    let addr = free_addr();
+    let child = ferrid(dir)
+        .args(["serve", "--bind", &addr.to_string()])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ferrid serve starts");
+    Server {
+        child,
+        base: format!("http://{addr}"),
+    }
+}
+
 fn secret_of(json: &str) -> String {
     serde_json::from_str::<Value>(json.trim()).unwrap()["client_secret"]
         .as_str()
@@ -542,18 +558,8 @@ async fn bench() {
         "",
     ));
     cli(dir.path(), &["user", "add", "ada"], "benchmark password\n");
-    let addr = free_addr();
     let spawned = Instant::now();
-    let child = ferrid(dir.path())
-        .args(["serve", "--bind", &addr.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ferrid serve starts");
-    let server = Server {
-        child,
-        base: format!("http://{addr}"),
-    };
+    let server = serve(dir.path(), &[]);
     let base = server.base.clone();
     wait_until_up(&http, &base, "/healthz").await;
     let start_up = spawned.elapsed();
@@ -855,27 +861,17 @@ async fn bench() {
     let kc_hash_rate = per_second(secs.min(2.0), || {
         kc_passwords.hash_blocking(&pw).unwrap();
     }) * cores;
-    let addr = free_addr();
-    let child = ferrid(dir.path())
-        .args([
-            "serve",
-            "--bind",
-            &addr.to_string(),
+    let kc_server = serve(
+        dir.path(),
+        &[
             "--argon2-memory-kib",
             "7168",
             "--argon2-iterations",
             "5",
             "--argon2-parallelism",
             "1",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ferrid serve starts");
-    let kc_server = Server {
-        child,
-        base: format!("http://{addr}"),
-    };
+        ],
+    );
     let kc_base = kc_server.base.clone();
     wait_until_up(&http, &kc_base, "/healthz").await;
     // The first login re-hashes the stored password with these parameters.
