@@ -470,6 +470,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_ferrids_own_key_names_are_read_as_creation_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("any.pem");
+        fs::write(&file, "x").unwrap();
+        let meta = fs::metadata(&file).unwrap();
+        let created = |name: &str| created_at(&dir.path().join(name), &meta);
+        assert_eq!(
+            created("key-01764547200-000000001-Izai_dLQ.pem"),
+            1_764_547_200
+        );
+        // An operator's key named to sort last is aged by its file.
+        for name in [
+            "key-9-mine.pem",
+            "key-2025-06-mine.pem",
+            "key-99999999999-mine.pem",
+            "key-01764547200-1-x.pem",
+            "key-01764547200-000000001.pem",
+            "mine.pem",
+        ] {
+            assert_eq!(created(name), meta.mtime(), "{name}");
+        }
+    }
+
+    #[test]
     fn the_server_secret_is_made_once_kept_private_and_refused_when_open() {
         let dir = tempfile::tempdir().unwrap();
         let secret = load_or_create_secret(dir.path()).unwrap();

@@ -304,3 +304,78 @@ async fn metrics_bind_serves_metrics_on_a_listener_of_its_own() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn clients_cannot_make_new_label_values() {
+    let app = TestApp::spawn().await;
+    // An attacker's burst: made-up paths, methods, and a query string carrying a secret.
+    let mut sent = Vec::new();
+    for i in 0..40 {
+        let method = reqwest::Method::from_bytes(format!("BREW{i}").as_bytes()).unwrap();
+        sent.push(
+            app.http
+                .request(method, app.url(&format!("/nothing/{i}?code=secret-{i}")))
+                .send(),
+        );
+        sent.push(app.http.get(app.url(&format!("/token/{i}"))).send());
+    }
+    for res in futures_util::future::join_all(sent).await {
+        assert!(res.unwrap().status().is_client_error());
+    }
+    let text = scrape(&app, &app.base).await.text().await.unwrap();
+    assert!(!text.contains("secret-"), "a query string reached /metrics");
+    let m = Exposition::parse(&text);
+    let routes: std::collections::BTreeSet<&str> = m
+        .samples
+        .iter()
+        .filter(|(n, _, _)| n == "ferrid_http_requests_total")
+        .map(|(_, l, _)| l["route"].as_str())
+        .collect();
+    assert_eq!(routes.into_iter().collect::<Vec<_>>(), ["unmatched"]);
+    assert_eq!(
+        m.value(
+            "ferrid_http_requests_total",
+            &[
+                ("route", "unmatched"),
+                ("method", "OTHER"),
+                ("status", "404")
+            ]
+        ),
+        Some(40.0)
+    );
+    assert_eq!(
+        m.value(
+            "ferrid_http_requests_total",
+            &[("route", "unmatched"), ("method", "GET"), ("status", "404")]
+        ),
+        Some(40.0)
+    );
+}
+
+#[tokio::test]
+async fn request_ids_are_kept_when_sane_and_replaced_otherwise() {
+    let app = TestApp::spawn().await;
+    let id_of = |value: Option<String>| {
+        let mut req = app.http.get(app.url("/healthz"));
+        if let Some(v) = value {
+            req = req.header("x-request-id", v);
+        }
+        async move {
+            req.send().await.unwrap().headers()["x-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    // A client's own id is echoed, so it can follow its request through the logs.
+    assert_eq!(id_of(Some("trace-42".into())).await, "trace-42");
+    // None, an empty one, or one too long to be an id: ferrid makes its own.
+    for value in [None, Some(String::new()), Some("x".repeat(129))] {
+        let id = id_of(value.clone()).await;
+        let (prefix, n) = id
+            .split_once('-')
+            .unwrap_or_else(|| panic!("{value:?} -> {id}"));
+        assert_eq!(prefix.len(), 16, "{value:?} -> {id}");
+        assert!(n.parse::<u64>().is_ok(), "{value:?} -> {id}");
+    }
+}
