@@ -176,8 +176,8 @@ impl JobQueue {
     }
 
     /// The next job for the calling thread, waiting at most `wait` (forever if `None`). A
-    /// thread that waits with a time limit has just worked and goes on top of the idle
-    /// stack; one that waits without (it has let go of its memory) goes to the bottom.
+    /// thread that waits with a time limit holds working memory and goes on top of the idle
+    /// stack, to be woken first; one that waits without (it holds none) goes to the bottom.
     fn next(&self, wait: Option<std::time::Duration>) -> Next {
         let me = std::thread::current();
         let deadline = wait.map(|w| std::time::Instant::now() + w);
@@ -228,19 +228,13 @@ fn hashing_threads(
         let started = std::thread::Builder::new()
             .name(format!("ferrid-hash-{i}"))
             .spawn(move || {
-                // After a job, the thread waits at most `idle_release` for the next one before
-                // it lets go of its working memory (`memory` has it handed back to the OS).
-                let mut holding = false;
+                // A thread that holds working memory waits at most `idle_release` for the next
+                // job before it lets go of it (`memory` has it handed back to the OS).
                 loop {
+                    let holding = BLOCKS.with_borrow(|blocks| !blocks.is_empty());
                     match thread_queue.next(holding.then_some(idle_release)) {
-                        Next::Job(job) => {
-                            job();
-                            holding = true;
-                        }
-                        Next::Idle => {
-                            BLOCKS.with_borrow_mut(|blocks| *blocks = Vec::new());
-                            holding = false;
-                        }
+                        Next::Job(job) => job(),
+                        Next::Idle => BLOCKS.with_borrow_mut(|blocks| *blocks = Vec::new()),
                         Next::Closed => return,
                     }
                 }

@@ -42,6 +42,28 @@ async fn add_client(app: &TestApp, id: &str, args: &[&str]) -> String {
         .to_owned()
 }
 
+/// [`add_client`] for the code flow: `--grant-type authorization_code`, the redirect URI and
+/// the scopes, then `extra` flags.
+async fn add_code_client(
+    app: &TestApp,
+    id: &str,
+    redirect: &str,
+    scopes: &[&str],
+    extra: &[&str],
+) -> String {
+    let mut args = vec![
+        "--grant-type",
+        "authorization_code",
+        "--redirect-uri",
+        redirect,
+    ];
+    for scope in scopes {
+        args.extend(["--scope", scope]);
+    }
+    args.extend_from_slice(extra);
+    add_client(app, id, &args).await
+}
+
 fn params_of(url: &str) -> Vec<(String, String)> {
     url::Url::parse(url)
         .unwrap()
@@ -440,26 +462,12 @@ async fn third_party_apps_ask_for_consent_which_is_remembered_and_can_be_denied(
     let app = spawn().await;
     let rp = Receiver::start().await;
     let callback = rp.url("/callback");
-    let secret = add_client(
+    let secret = add_code_client(
         &app,
         "gallery",
-        &[
-            "--grant-type",
-            "authorization_code",
-            "--redirect-uri",
-            &callback,
-            "--scope",
-            "openid",
-            "--scope",
-            "profile",
-            "--scope",
-            "email",
-            "--scope",
-            "items:read",
-            "--name",
-            "Photo Gallery",
-            "--consent",
-        ],
+        &callback,
+        &["openid", "profile", "email", "items:read"],
+        &["--name", "Photo Gallery", "--consent"],
     )
     .await;
     let authorize = |scope: &str, extra: &[(&str, &str)]| {
@@ -736,37 +744,27 @@ async fn back_channel_logout_tells_every_relying_party_of_the_session() {
     let app = spawn().await;
     let rp = Receiver::start().await;
     // Two relying parties of one browser session: the first with offline access.
-    let offline_secret = add_client(
+    let offline_secret = add_code_client(
         &app,
         "offline-app",
+        CALLBACK,
+        &["openid", "offline_access"],
         &[
             "--grant-type",
-            "authorization_code",
-            "--grant-type",
             "refresh_token",
-            "--redirect-uri",
-            CALLBACK,
-            "--scope",
-            "openid",
-            "--scope",
-            "offline_access",
             "--backchannel-logout-uri",
             &rp.url("/offline?kept=1"),
         ],
     )
     .await;
-    let online_secret = add_client(
+    let online_secret = add_code_client(
         &app,
         "online-app",
+        CALLBACK,
+        &["openid"],
         &[
             "--grant-type",
-            "authorization_code",
-            "--grant-type",
             "refresh_token",
-            "--redirect-uri",
-            CALLBACK,
-            "--scope",
-            "openid",
             "--backchannel-logout-uri",
             &rp.url("/online"),
         ],
@@ -908,18 +906,14 @@ async fn a_new_sign_in_continues_the_same_users_session_and_ends_anothers() {
     let app = spawn().await;
     app.add_user("bob", PASSWORD, "").await;
     let rp = Receiver::start().await;
-    let secret = add_client(
+    let secret = add_code_client(
         &app,
         "notes",
+        CALLBACK,
+        &["openid"],
         &[
             "--grant-type",
-            "authorization_code",
-            "--grant-type",
             "refresh_token",
-            "--redirect-uri",
-            CALLBACK,
-            "--scope",
-            "openid",
             "--backchannel-logout-uri",
             &rp.url("/bc"),
         ],
@@ -966,19 +960,7 @@ async fn form_post_sends_the_code_in_a_post_the_page_submits_itself() {
     let app = spawn().await;
     let rp = Receiver::start().await;
     let callback = rp.url("/signin-oidc");
-    let secret = add_client(
-        &app,
-        "aspnet",
-        &[
-            "--grant-type",
-            "authorization_code",
-            "--redirect-uri",
-            &callback,
-            "--scope",
-            "openid",
-        ],
-    )
-    .await;
+    let secret = add_code_client(&app, "aspnet", &callback, &["openid"], &[]).await;
     let url = url::Url::parse_with_params(
         &app.url("/authorize"),
         &[

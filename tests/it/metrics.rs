@@ -2,10 +2,9 @@
 //! Python client (Debian's python3-prometheus-client), which refuses a malformed exposition.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use crate::support::{CLIENT, CLIENT_SECRET, TestApp, TestDir};
+use crate::support::{CLIENT, CLIENT_SECRET, TestApp, TestDir, run_with_stdin};
 use ferrid::clock::Clock;
 
 /// The interpreter with Debian's prometheus_client; `FERRID_TEST_PYTHON` overrides it.
@@ -32,20 +31,10 @@ struct Exposition {
 
 impl Exposition {
     fn parse(text: &str) -> Self {
-        let mut child = Command::new(python())
-            .args(["-c", PARSE])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("python3 runs (install python3-prometheus-client, or set FERRID_TEST_PYTHON)");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        // Install python3-prometheus-client, or set FERRID_TEST_PYTHON.
+        let mut python = Command::new(python());
+        python.args(["-c", PARSE]);
+        let out = run_with_stdin(python, text);
         assert!(
             out.status.success(),
             "the OpenMetrics parser refused the exposition: {}\n{text}",
@@ -303,6 +292,25 @@ async fn metrics_bind_serves_metrics_on_a_listener_of_its_own() {
             .await
             .is_err()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_scrapes_is_answered_and_counted() {
+    let app = TestApp::spawn().await;
+    let scrapes = (0..50).map(|_| scrape(&app, &app.base));
+    for res in futures_util::future::join_all(scrapes).await {
+        assert_eq!(res.status(), 200);
+        let text = res.text().await.unwrap();
+        assert!(text.ends_with("# EOF\n"));
+    }
+    let m = Exposition::parse(&scrape(&app, &app.base).await.text().await.unwrap());
+    let scraped = m.value(
+        "ferrid_http_requests_total",
+        &[("route", "/metrics"), ("method", "GET"), ("status", "200")],
+    );
+    assert_eq!(scraped, Some(50.0));
+    // None of them is still counted in flight: only this scrape.
+    assert_eq!(m.value("ferrid_http_requests_in_flight", &[]), Some(1.0));
 }
 
 #[tokio::test]

@@ -412,25 +412,32 @@ pub async fn ferrid_cli_async(dir: &Path, args: &[&str], stdin: &str) -> Output 
 }
 
 pub fn ferrid_cli(dir: &Path, args: &[&str], stdin: &str) -> Output {
-    use std::io::Write;
-    let mut child = ferrid()
+    let mut command = ferrid();
+    command
         .args(args)
         .arg("--database-url")
         .arg(database_url_for(dir))
         .arg("--keys-dir")
-        .arg(dir.join("keys"))
+        .arg(dir.join("keys"));
+    run_with_stdin(command, stdin)
+}
+
+/// Runs `command` with `stdin` written to it, and collects what it printed.
+pub fn run_with_stdin(mut command: std::process::Command, stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("ferrid runs");
+        .unwrap_or_else(|e| panic!("{command:?} cannot start: {e}"));
     child
         .stdin
         .take()
         .expect("stdin")
         .write_all(stdin.as_bytes())
         .expect("stdin written");
-    child.wait_with_output().expect("ferrid finishes")
+    child.wait_with_output().expect("the command finishes")
 }
 
 pub fn stdout(o: &Output) -> String {
