@@ -33,7 +33,7 @@ fn access_claims() -> AccessClaims {
 
 fn tokens(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let keys = Keys::new(keys::load_or_generate(dir.path()).unwrap());
+    let keys = Keys::new(keys::load_or_generate(dir.path(), 0, Default::default()).unwrap());
     let issuer = TokenIssuer::new("https://id.example".into(), keys.clone());
     let claims = access_claims();
     let id_claims = IdClaims {

@@ -465,7 +465,8 @@ async fn bench() {
         passwords.hash_blocking(&pw).unwrap();
     }) * cores;
     let keys_dir = tempfile::tempdir().unwrap();
-    let ring = ferrid::tokens::keys::load_or_generate(keys_dir.path()).unwrap();
+    let ring =
+        ferrid::tokens::keys::load_or_generate(keys_dir.path(), 0, Default::default()).unwrap();
     let issuer =
         ferrid::tokens::TokenIssuer::new("http://bench".into(), ferrid::tokens::Keys::new(ring));
     let claims = ferrid::tokens::AccessClaims {

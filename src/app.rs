@@ -51,9 +51,21 @@ impl App {
         .await?;
 
         let dir = config.keys_dir.clone();
+        // A key leaves the JWKS once the longest-lived token it can have signed has expired.
+        let longest_token = config
+            .access_token_ttl
+            .max(config.id_token_ttl)
+            .as_secs()
+            .max(crate::oauth::backchannel::LOGOUT_TOKEN_TTL_SECS as u64);
+        let key_policy = keys::KeyPolicy::for_tokens(
+            longest_token as i64,
+            config.keys_reload_interval.as_secs_f64().ceil() as i64,
+            config.key_schedule,
+        );
+        let now = clock.now();
         let (ring, secret) = tokio::task::spawn_blocking(move || {
             anyhow::Ok((
-                keys::load_or_generate(&dir)?,
+                keys::load_or_generate(&dir, now, key_policy)?,
                 keys::load_or_create_secret(&dir)?,
             ))
         })
@@ -204,6 +216,7 @@ impl App {
             self.state.oauth.keys().clone(),
             self.keys_dir.clone(),
             self.keys_reload_interval,
+            self.state.clock.clone(),
         ));
         let purger = tokio::spawn(purge_expired(
             self.store.clone(),
@@ -276,9 +289,11 @@ async fn purge_expired(store: Store, clock: Clock, interval: Duration) {
     }
 }
 
-/// Reloads the key ring when the keys dir changes (checked every `interval`, and at once on
-/// SIGHUP). A dir that fails to load keeps the keys already served, and says why in the log.
-async fn watch_keys(keys: Keys, dir: PathBuf, interval: Duration) {
+/// Keeps the key ring current: rebuilds it when the keys dir changes (checked every
+/// `interval`, and at once on SIGHUP) and when a staged key's start or an old key's
+/// retirement comes; rotates on the schedule, if there is one. A dir that fails to load keeps
+/// the keys already served, and says why in the log.
+async fn watch_keys(keys: Keys, dir: PathBuf, interval: Duration, clock: Clock) {
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let fingerprint = |dir: PathBuf| async move {
         tokio::task::spawn_blocking(move || keys::fingerprint(&dir))
@@ -287,18 +302,50 @@ async fn watch_keys(keys: Keys, dir: PathBuf, interval: Duration) {
             .and_then(Result::ok)
     };
     let mut last = fingerprint(dir.clone()).await;
+    // A rotation that failed (a read-only dir, say) is retried after a minute, not every tick.
+    let mut retry_rotation_at = i64::MIN;
     loop {
         let forced = tokio::select! {
             _ = tokio::time::sleep(interval) => false,
             Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => None } } => true,
         };
-        let now = fingerprint(dir.clone()).await;
-        if !forced && now == last {
+        let now = clock.now();
+        let ring = keys.current();
+        let policy = ring.policy();
+        let mut rotated = false;
+        if let Some(schedule) = policy.schedule
+            && now >= ring.next_scheduled_publish(schedule)
+            && now >= retry_rotation_at
+        {
+            let rotate_dir = dir.clone();
+            match tokio::task::spawn_blocking(move || keys::rotate_if_due(&rotate_dir, now, policy))
+                .await
+            {
+                Ok(Ok(Some(kid))) => {
+                    rotated = true;
+                    tracing::info!(
+                        event = "key_rotated",
+                        kid,
+                        signs_from = now + schedule.publish_ahead,
+                        "scheduled rotation: a new key is published and signs after --key-publish-ahead"
+                    );
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => {
+                    retry_rotation_at = now + 60;
+                    tracing::error!(error = %e, "scheduled key rotation failed; retrying in a minute");
+                }
+                Err(e) => tracing::error!(error = %e, "key rotation task failed"),
+            }
+        }
+        let fresh = fingerprint(dir.clone()).await;
+        let due = ring.next_change().is_some_and(|t| now >= t);
+        if !forced && !rotated && !due && fresh == last {
             continue;
         }
-        last = now;
+        last = fresh;
         let load_dir = dir.clone();
-        match tokio::task::spawn_blocking(move || keys::load(&load_dir)).await {
+        match tokio::task::spawn_blocking(move || keys::load(&load_dir, now, policy)).await {
             Ok(Ok(ring)) => {
                 tracing::info!(
                     signing_kid = ring.signing_kid(),

@@ -10,6 +10,7 @@ use clap::Args;
 
 use crate::oauth::throttle::ThrottlePolicy;
 use crate::password::HashParams;
+use crate::tokens::keys::{JWKS_MAX_AGE_SECS, MIN_PUBLISH_AHEAD_SECS, Schedule};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://ferrid.db";
 pub const DEFAULT_KEYS_DIR: &str = "keys";
@@ -100,6 +101,18 @@ pub struct ServeArgs {
     #[arg(long, env = "FERRID_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
 
+    /// Rotate the signing key on a schedule, e.g. 30d: a new key is published
+    /// --key-publish-ahead before it starts signing, and old keys leave the JWKS once their
+    /// tokens have expired. With replicas, one of them rotates. Default: off (`ferrid keys
+    /// rotate` by hand).
+    #[arg(long, env = "FERRID_KEY_ROTATION_INTERVAL", value_parser = parse_ttl)]
+    pub key_rotation_interval: Option<Duration>,
+
+    /// How long a new key is in the JWKS before it signs, so resource servers have it cached
+    /// first. At least 6m (the JWKS max-age, 5m, plus a minute). Default: 1h.
+    #[arg(long, env = "FERRID_KEY_PUBLISH_AHEAD", default_value = "1h", value_parser = parse_publish_ahead)]
+    pub key_publish_ahead: Duration,
+
     /// On an empty database, create a demo client and user and print how to get a token.
     #[arg(long, env = "FERRID_DEMO")]
     pub demo: bool,
@@ -113,6 +126,41 @@ pub fn parse_ttl(s: &str) -> Result<Duration, String> {
         return Err("a lifetime must be longer than zero".into());
     }
     Ok(d)
+}
+
+/// Parses `--key-publish-ahead`: a duration of at least [`MIN_PUBLISH_AHEAD_SECS`].
+pub fn parse_publish_ahead(s: &str) -> Result<Duration, String> {
+    let d = parse_ttl(s)?;
+    if (d.as_secs() as i64) < MIN_PUBLISH_AHEAD_SECS {
+        return Err(format!(
+            "a new key must be published at least {}s ahead: resource servers may cache the \
+             JWKS for {}s; for an immediate switch (a compromised key) run `ferrid keys rotate --now`",
+            MIN_PUBLISH_AHEAD_SECS, JWKS_MAX_AGE_SECS
+        ));
+    }
+    Ok(d)
+}
+
+/// The rotation schedule from `--key-rotation-interval` and `--key-publish-ahead`: the
+/// interval must leave room for a key to be published ahead and then sign for as long again.
+pub fn schedule(
+    interval: Option<Duration>,
+    publish_ahead: Duration,
+) -> anyhow::Result<Option<Schedule>> {
+    let Some(interval) = interval else {
+        return Ok(None);
+    };
+    let (interval, publish_ahead) = (interval.as_secs() as i64, publish_ahead.as_secs() as i64);
+    if interval < 2 * publish_ahead {
+        anyhow::bail!(
+            "--key-rotation-interval ({interval}s) must be at least twice --key-publish-ahead \
+             ({publish_ahead}s), so each key signs at least as long as it was published ahead"
+        );
+    }
+    Ok(Some(Schedule {
+        interval,
+        publish_ahead,
+    }))
 }
 
 /// Everything `App::build` needs, validated.
@@ -133,8 +181,11 @@ pub struct ServeConfig {
     pub hash_workers: usize,
     pub hash_queue: usize,
     pub demo: bool,
-    /// How often the keys dir is checked for changes (SIGHUP checks at once).
+    /// How often the keys dir is checked for changes (SIGHUP checks at once), and a
+    /// scheduled rotation for being due.
     pub keys_reload_interval: Duration,
+    /// Rotation on a schedule, if on.
+    pub key_schedule: Option<Schedule>,
     /// How often expired refresh tokens and revocation records are deleted.
     pub purge_interval: Duration,
     /// Most client connections at once.
@@ -166,6 +217,7 @@ impl ServeConfig {
             hash_queue: 128 * workers,
             demo: false,
             keys_reload_interval: Duration::from_secs(5),
+            key_schedule: None,
             purge_interval: Duration::from_secs(10 * 60),
             max_connections: 4096,
             login_throttle: ThrottlePolicy::default(),
@@ -194,6 +246,7 @@ impl ServeConfig {
         if let Some(queue) = serve.hash_queue {
             config.hash_queue = queue;
         }
+        config.key_schedule = schedule(serve.key_rotation_interval, serve.key_publish_ahead)?;
         config.demo = serve.demo;
         config.max_connections = serve.max_connections;
         config.login_throttle = ThrottlePolicy {
@@ -238,6 +291,24 @@ mod tests {
         assert_eq!(parse_ttl("30d").unwrap(), Duration::from_secs(30 * 86400));
         assert!(parse_ttl("0s").is_err());
         assert!(parse_ttl("soon").unwrap_err().contains("15m"));
+    }
+
+    #[test]
+    fn keys_are_published_ahead_long_enough_and_rotated_no_faster_than_that() {
+        assert!(parse_publish_ahead("1h").is_ok());
+        let short = parse_publish_ahead("1m").unwrap_err();
+        assert!(short.contains("--now"), "{short}");
+        let hour = Duration::from_secs(3600);
+        assert_eq!(schedule(None, hour).unwrap(), None);
+        assert_eq!(
+            schedule(Some(hour * 24 * 30), hour).unwrap(),
+            Some(Schedule {
+                interval: 30 * 86400,
+                publish_ahead: 3600
+            })
+        );
+        let fast = schedule(Some(hour), hour).unwrap_err().to_string();
+        assert!(fast.contains("twice"), "{fast}");
     }
 
     #[test]

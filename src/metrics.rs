@@ -460,7 +460,7 @@ impl Scraped {
         if let Some(age) = self.signing_key_age {
             registry.register(
                 "ferrid_signing_key_age_seconds",
-                "Seconds since the key that signs new tokens was created",
+                "Seconds since the key that signs new tokens began to sign",
                 gauge(age),
             );
         }

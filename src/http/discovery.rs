@@ -81,6 +81,6 @@ pub async fn discovery(State(s): State<AppState>, req: Request) -> Response {
         req.headers(),
         s.discovery.body.clone(),
         &s.discovery.etag,
-        "public, max-age=3600",
+        axum::http::HeaderValue::from_static("public, max-age=3600"),
     )
 }

@@ -93,14 +93,13 @@ fn cached_json(
     headers: &HeaderMap,
     body: bytes::Bytes,
     etag: &str,
-    cache_control: &'static str,
+    cache: HeaderValue,
 ) -> Response {
     let matches = headers
         .get(IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
     let etag = HeaderValue::from_str(etag).unwrap_or(HeaderValue::from_static("\"\""));
-    let cache = HeaderValue::from_static(cache_control);
     if matches {
         return (
             StatusCode::NOT_MODIFIED,

@@ -109,7 +109,7 @@ impl OAuth {
             hashing_queue: self.passwords.queue_depth(),
             pool: self.store.pool_state(),
             throttle_entries: self.throttle.len(),
-            signing_key_age: Some((now - self.keys().current().signing_created()).max(0) as f64),
+            signing_key_age: Some((now - self.keys().current().signing_since()).max(0) as f64),
             process: None,
         }
     }

@@ -289,7 +289,8 @@ mod tests {
         &ISSUER
             .get_or_init(|| {
                 let dir = tempfile::tempdir().unwrap();
-                let ring = keys::load_or_generate(dir.path()).unwrap();
+                let ring =
+                    keys::load_or_generate(dir.path(), 0, keys::KeyPolicy::default()).unwrap();
                 (
                     dir,
                     TokenIssuer::new("https://id.example".into(), Keys::new(ring)),
@@ -465,7 +466,8 @@ mod tests {
     #[test]
     fn a_remembered_token_still_expires_and_dies_with_its_key() {
         let (dir, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let keys = Keys::new(keys::load_or_generate(dir.path()).unwrap());
+        let keys =
+            Keys::new(keys::load_or_generate(dir.path(), 0, keys::KeyPolicy::default()).unwrap());
         let issuer = TokenIssuer::new("https://id.example".into(), keys.clone());
         let claims = claims();
         let token = issuer.sign_access(&claims).unwrap();
@@ -480,7 +482,7 @@ mod tests {
             Some(TokenError::Expired)
         );
         // The key leaves the ring (retired): the remembered token fails like any other.
-        keys.replace(keys::load_or_generate(other.path()).unwrap());
+        keys.replace(keys::load_or_generate(other.path(), 0, keys::KeyPolicy::default()).unwrap());
         assert_eq!(
             issuer.verify_access(&token, 1_500_000_000).err(),
             Some(TokenError::UnknownKey)

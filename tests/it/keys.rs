@@ -14,7 +14,8 @@ async fn rotation_reaches_a_running_server_and_old_tokens_keep_working() {
     let jwks_before = app.http.get(app.url("/jwks.json")).send().await.unwrap();
     let etag_before = jwks_before.headers()["etag"].to_str().unwrap().to_owned();
 
-    let out = ferrid_cli(app.dir.path(), &["keys", "rotate"], "");
+    // The immediate switch (a compromised key); staged rotation is in `rotation.rs`.
+    let out = ferrid_cli(app.dir.path(), &["keys", "rotate", "--now"], "");
     assert!(out.status.success(), "{}", stderr(&out));
     let new_kid = stdout(&out).split_whitespace().nth(3).unwrap().to_owned();
     assert_ne!(new_kid, old_kid);

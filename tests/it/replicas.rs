@@ -142,7 +142,7 @@ async fn two_replicas_on_one_database_behave_as_one_provider() {
         (1, 1)
     );
     assert!(
-        ferrid_cli(dir.path(), &["keys", "rotate"], "")
+        ferrid_cli(dir.path(), &["keys", "rotate", "--now"], "")
             .status
             .success()
     );

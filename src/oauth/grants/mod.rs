@@ -292,10 +292,12 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("grants.db").display());
         let store = Store::connect(&url, 2).await.unwrap();
         let keys_dir = dir.path().join("keys");
-        let ring = tokio::task::spawn_blocking(move || keys::load_or_generate(&keys_dir))
-            .await
-            .unwrap()
-            .unwrap();
+        let ring = tokio::task::spawn_blocking(move || {
+            keys::load_or_generate(&keys_dir, 0, Default::default())
+        })
+        .await
+        .unwrap()
+        .unwrap();
         let small = HashParams {
             memory_kib: 1024,
             iterations: 1,
