@@ -136,6 +136,7 @@ impl App {
                 access_token: config.access_token_ttl,
                 id_token: config.id_token_ttl,
                 refresh_token: config.refresh_token_ttl,
+                refresh_retry_window: config.refresh_retry_window,
             },
             throttle.clone(),
             metrics.clone(),

@@ -66,6 +66,12 @@ pub struct ServeArgs {
     #[arg(long, env = "FERRID_REFRESH_TOKEN_TTL", default_value = "30d", value_parser = parse_ttl)]
     pub refresh_token_ttl: Duration,
 
+    /// For how long after a refresh the same refresh token may be presented once more (its
+    /// answer was lost) and get the same new refresh token, instead of counting as a replay
+    /// that ends the session. At most 60s. Default: 0s (every second presentation is a replay).
+    #[arg(long, env = "FERRID_REFRESH_RETRY_WINDOW", default_value = "0s", value_parser = parse_retry_window)]
+    pub refresh_retry_window: Duration,
+
     /// argon2id memory cost in KiB. Default: 19456 (OWASP).
     #[arg(long, env = "FERRID_ARGON2_MEMORY_KIB", default_value_t = HashParams::default().memory_kib)]
     pub argon2_memory_kib: u32,
@@ -128,6 +134,23 @@ pub fn parse_ttl(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// The longest `--refresh-retry-window`: a retry is a lost answer on a bad network, retried
+/// within seconds; a longer window would only give a thief more time.
+pub const MAX_REFRESH_RETRY_WINDOW_SECS: u64 = 60;
+
+/// Parses `--refresh-retry-window`: zero (off) up to [`MAX_REFRESH_RETRY_WINDOW_SECS`].
+pub fn parse_retry_window(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("{e}; write a duration such as 0s or 5s"))?;
+    if d.as_secs() > MAX_REFRESH_RETRY_WINDOW_SECS {
+        return Err(format!(
+            "at most {MAX_REFRESH_RETRY_WINDOW_SECS}s: the window is for a client retrying a \
+             lost answer, and a longer one gives whoever stole a refresh token more time"
+        ));
+    }
+    Ok(d)
+}
+
 /// Parses `--key-publish-ahead`: a duration of at least [`MIN_PUBLISH_AHEAD_SECS`].
 pub fn parse_publish_ahead(s: &str) -> Result<Duration, String> {
     let d = parse_ttl(s)?;
@@ -177,6 +200,8 @@ pub struct ServeConfig {
     pub access_token_ttl: Duration,
     pub id_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    /// Zero: off.
+    pub refresh_retry_window: Duration,
     pub hash_params: HashParams,
     pub hash_workers: usize,
     pub hash_queue: usize,
@@ -212,6 +237,7 @@ impl ServeConfig {
             access_token_ttl: Duration::from_secs(15 * 60),
             id_token_ttl: Duration::from_secs(15 * 60),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            refresh_retry_window: Duration::ZERO,
             hash_params: HashParams::default(),
             hash_workers: workers,
             hash_queue: 128 * workers,
@@ -238,6 +264,7 @@ impl ServeConfig {
         config.access_token_ttl = serve.access_token_ttl;
         config.id_token_ttl = serve.id_token_ttl;
         config.refresh_token_ttl = serve.refresh_token_ttl;
+        config.refresh_retry_window = serve.refresh_retry_window;
         config.hash_params = HashParams {
             memory_kib: serve.argon2_memory_kib,
             iterations: serve.argon2_iterations,
@@ -291,6 +318,18 @@ mod tests {
         assert_eq!(parse_ttl("30d").unwrap(), Duration::from_secs(30 * 86400));
         assert!(parse_ttl("0s").is_err());
         assert!(parse_ttl("soon").unwrap_err().contains("15m"));
+    }
+
+    #[test]
+    fn the_refresh_retry_window_is_off_by_default_and_short() {
+        assert_eq!(parse_retry_window("0s").unwrap(), Duration::ZERO);
+        assert_eq!(parse_retry_window("5s").unwrap(), Duration::from_secs(5));
+        assert!(
+            parse_retry_window("5m")
+                .unwrap_err()
+                .contains("at most 60s")
+        );
+        assert!(parse_retry_window("soon").is_err());
     }
 
     #[test]

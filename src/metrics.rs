@@ -187,6 +187,7 @@ pub struct Metrics {
     logins: Family<OutcomeLabels, Counter>,
     tokens: Family<TokenLabels, Counter>,
     reuse: Family<KindLabels, Counter>,
+    refresh_retries: Counter,
     backchannel: Family<OutcomeLabels, Counter>,
     hash_duration: Histogram,
     statement_duration: Histogram,
@@ -209,6 +210,7 @@ impl Metrics {
         let logins = Family::<OutcomeLabels, Counter>::default();
         let tokens = Family::<TokenLabels, Counter>::default();
         let reuse = Family::<KindLabels, Counter>::default();
+        let refresh_retries = Counter::default();
         let backchannel = Family::<OutcomeLabels, Counter>::default();
         let hash_duration = Histogram::new(HASH_BUCKETS);
         let statement_duration = Histogram::new(STATEMENT_BUCKETS);
@@ -257,6 +259,12 @@ impl Metrics {
             reuse.clone(),
         );
         registry.register(
+            "ferrid_refresh_retries",
+            "Refresh tokens presented again within --refresh-retry-window and answered with the \
+             same successor (not replays)",
+            refresh_retries.clone(),
+        );
+        registry.register(
             "ferrid_backchannel_logout_deliveries",
             "Logout tokens POSTed to relying parties, by outcome (failed: retried later; \
              given_up: after the last retry)",
@@ -280,6 +288,7 @@ impl Metrics {
             logins,
             tokens,
             reuse,
+            refresh_retries,
             backchannel,
             hash_duration,
             statement_duration,
@@ -333,6 +342,11 @@ impl Metrics {
             Reuse::AuthorizationCode => "authorization_code",
         };
         self.reuse.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    /// A retry within `--refresh-retry-window`, answered with the same successor.
+    pub fn refresh_retry(&self) {
+        self.refresh_retries.inc();
     }
 
     pub fn delivery(&self, outcome: Delivery) {

@@ -34,6 +34,10 @@ pub struct Lifetimes {
     pub id_token: Duration,
     /// Absolute lifetime of a refresh-token family, counted from the login.
     pub refresh_token: Duration,
+    /// How long after a rotation the rotated token may be presented again for the same
+    /// successor (`--refresh-retry-window`; zero: never, every second presentation is a
+    /// replay).
+    pub refresh_retry_window: Duration,
 }
 
 /// See [`OAuth::live_access_token`].

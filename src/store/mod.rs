@@ -33,7 +33,7 @@ use crate::metrics::{Metrics, PoolState};
 pub use codes::{AuthorizationCode, Redemption, Session};
 pub use copy::CopyReport;
 pub use logout::LogoutNotification;
-pub use refresh_tokens::{RefreshFamily, RefreshRecord, Rotation};
+pub use refresh_tokens::{RefreshFamily, RefreshRecord, Retry, Rotation};
 pub use users::{NewUser, ProfileChanges, TokenState};
 
 /// Runs the same body on whichever native pool the store has: `$p` is a `&SqlitePool` in one

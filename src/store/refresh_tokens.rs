@@ -54,10 +54,13 @@ pub struct RefreshRecord {
 }
 
 /// What a rotation found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rotation {
     /// The token was live and unused: it is now used, and the successor is stored.
     Rotated,
+    /// The token had been rotated within the retry window, its successor is unused, and this
+    /// is the first retry: here is the successor, as sealed at the rotation (and now cleared).
+    Retried { sealed: String },
     /// The token had been rotated already: a replay. Its family is now revoked.
     Reused,
     /// No such token, or its family is revoked or expired (nothing was changed).
@@ -130,6 +133,10 @@ const FAMILY_COLUMNS: &str = "f.id as family_id, f.client_id, f.user_id, \
 const FROM_TOKEN_AND_FAMILY: &str =
     "from refresh_tokens t join refresh_families f on f.id = t.family_id";
 
+/// `successor_sealed` of an unused token that was handed out twice (a retry): its rotation
+/// keeps no sealed successor. (A sealed value is base64url: it never contains a space.)
+const NO_RETRY: &str = "no retry";
+
 /// Rows deleted per statement by the purge, so it never holds the write lock for long.
 const PURGE_BATCH: i64 = 500;
 
@@ -189,6 +196,16 @@ pub(super) struct RotateKey {
     family_id: String,
     successor_hash: String,
     now: i64,
+    /// See [`Retry`].
+    retry: Option<Retry>,
+}
+
+/// The retry window of a rotation (`--refresh-retry-window`): the successor kept sealed
+/// for the client to get again, and the earliest rotation time a retry is accepted for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Retry {
+    pub sealed_successor: String,
+    pub rotated_since: i64,
 }
 
 impl super::Statements {
@@ -205,19 +222,24 @@ impl super::Statements {
         self: Arc<Self>,
         batch: Vec<RotateKey>,
     ) -> Result<HashMap<RotateKey, Result<Rotation, StoreError>>, StoreError> {
-        // Per item i: $(3i+1) the token's digest, $(3i+2) its successor's, $(3i+3) now.
+        // Per item i: $(4i+1) the token's digest, $(4i+2) its successor's, $(4i+3) now,
+        // $(4i+4) the sealed successor (null without a retry window).
         let case = |then: usize| {
             let arms: Vec<String> = (0..batch.len())
-                .map(|i| format!("when ${} then ${}", 3 * i + 1, 3 * i + 1 + then))
+                .map(|i| format!("when ${} then ${}", 4 * i + 1, 4 * i + 1 + then))
                 .collect();
             format!("case refresh_tokens.hash {} end", arms.join(" "))
         };
         let digests: Vec<String> = (0..batch.len())
-            .map(|i| format!("${}", 3 * i + 1))
+            .map(|i| format!("${}", 4 * i + 1))
             .collect();
-        let (successor, now) = (case(1), case(2));
+        let (successor, now, sealed) = (case(1), case(2), case(3));
+        // A token that was itself handed out twice (by a retry) keeps no successor to retry
+        // for: its second presentation must expose the copy (see `claim_retry`).
         let sql = format!(
-            "update refresh_tokens set used_at = {now}, successor_hash = {successor} \
+            "update refresh_tokens set used_at = {now}, successor_hash = {successor}, \
+             successor_sealed = case when refresh_tokens.successor_sealed is null \
+             then {sealed} end \
              where hash in ({}) and used_at is null and exists \
              (select 1 from refresh_families f where f.id = refresh_tokens.family_id \
               and f.revoked_at is null and f.expires_at > {now}) \
@@ -231,7 +253,8 @@ impl super::Statements {
                 query = query
                     .bind(&key.token_hash)
                     .bind(&key.successor_hash)
-                    .bind(key.now);
+                    .bind(key.now)
+                    .bind(key.retry.as_ref().map(|r| &r.sealed_successor));
             }
             if fault == Some(Fault::FailCommit) {
                 let mut tx = p.begin().await?;
@@ -257,17 +280,96 @@ impl super::Statements {
             let result = if won {
                 Ok(Rotation::Rotated)
             } else {
-                self.revoke_if_used(&key).await.map(|revoked| {
-                    if revoked {
-                        Rotation::Reused
-                    } else {
-                        Rotation::Refused
-                    }
-                })
+                self.retry_or_revoke(&key).await
             };
             outcome.insert(key, result);
         }
         Ok(outcome)
+    }
+
+    /// A token that was not rotated: a retry within the window gets its sealed successor;
+    /// else a used token is a replay and revokes its family.
+    async fn retry_or_revoke(&self, key: &RotateKey) -> Result<Rotation, StoreError> {
+        if let Some(retry) = &key.retry
+            && let Some(sealed) = self
+                .claim_retry(
+                    &key.token_hash,
+                    &key.family_id,
+                    retry.rotated_since,
+                    key.now,
+                )
+                .await?
+        {
+            return Ok(Rotation::Retried { sealed });
+        }
+        Ok(if self.revoke_if_used(key).await? {
+            Rotation::Reused
+        } else {
+            Rotation::Refused
+        })
+    }
+
+    /// Takes the sealed successor of `token_hash` — once: it is cleared as it is taken — if
+    /// the token was rotated at or after `rotated_since`, its family is live, and the
+    /// successor has not been used (RFC 9700 §4.14.2: once the successor is used, the old
+    /// token is a replay whatever the window). Three steps:
+    ///
+    /// 1. read the sealed successor;
+    /// 2. clear it if it is still there (compare-and-clear: of concurrent retries one gets
+    ///    it; RETURNING would give the cleared value);
+    /// 3. mark the successor, still unused, as handed out twice ([`NO_RETRY`]), so that its
+    ///    own rotation keeps nothing to retry for: of two holders of the same successor (the
+    ///    client and a thief with the old token), whoever presents it second is a replay and
+    ///    ends the family. Should the successor have been used between 2 and 3, there is
+    ///    nothing to hand out: `None`, a replay.
+    async fn claim_retry(
+        &self,
+        token_hash: &str,
+        family_id: &str,
+        rotated_since: i64,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let successor_unused = "exists (select 1 from refresh_tokens s \
+             where s.hash = refresh_tokens.successor_hash and s.used_at is null)";
+        let sealed: Option<String> = on_pool!(write self, |p| sqlx::query_scalar(&format!(
+            "select successor_sealed from refresh_tokens \
+             where hash = $1 and family_id = $2 and used_at >= $3 \
+             and successor_sealed is not null and {successor_unused} and exists \
+             (select 1 from refresh_families f where f.id = $2 \
+              and f.revoked_at is null and f.expires_at > $4)"
+        ))
+        .bind(token_hash)
+        .bind(family_id)
+        .bind(rotated_since)
+        .bind(now)
+        .fetch_optional(p)
+        .await)?;
+        let Some(sealed) = sealed else {
+            return Ok(None);
+        };
+        let taken = on_pool!(write self, |p| sqlx::query(&format!(
+            "update refresh_tokens set successor_sealed = null \
+             where hash = $1 and successor_sealed = $2 and {successor_unused}"
+        ))
+        .bind(token_hash)
+        .bind(&sealed)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if taken != 1 {
+            return Ok(None);
+        }
+        let marked = on_pool!(write self, |p| sqlx::query(
+            "update refresh_tokens set successor_sealed = $2 where used_at is null \
+             and successor_sealed is null \
+             and hash = (select successor_hash from refresh_tokens where hash = $1)"
+        )
+        .bind(token_hash)
+        .bind(NO_RETRY)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok((marked == 1).then_some(sealed))
     }
 
     /// Revokes the family of a token that was used already (a replay). False when the token
@@ -456,20 +558,44 @@ impl Store {
     ///
     /// Concurrent rotations of different tokens share the statement (and so the commit):
     /// see `store::batch`. Each is committed before it is answered.
+    ///
+    /// With `retry` (a retry window), the successor is also kept sealed, and a token rotated
+    /// at or after `retry.rotated_since` whose successor is unused gets that sealed successor
+    /// back, once ([`Rotation::Retried`]) instead of being a replay.
     pub async fn rotate_refresh_token(
         &self,
         token_hash: &str,
         family_id: &str,
         successor_hash: &str,
         now: i64,
+        retry: Option<Retry>,
     ) -> Result<Rotation, StoreError> {
         let key = RotateKey {
             token_hash: token_hash.to_owned(),
             family_id: family_id.to_owned(),
             successor_hash: successor_hash.to_owned(),
             now,
+            retry,
         };
         self.rotations.rotate(key).await
+    }
+
+    /// A used token presented again within the retry window: its sealed successor, taken
+    /// once, if the family is live and the successor unused (see [`Store::rotate_refresh_token`]).
+    pub async fn claim_refresh_retry(
+        &self,
+        token_hash: &str,
+        family_id: &str,
+        rotated_since: i64,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        super::Statements {
+            pool: self.pool.clone(),
+            faults: self.faults.clone(),
+            metrics: self.metrics.clone(),
+        }
+        .claim_retry(token_hash, family_id, rotated_since, now)
+        .await
     }
 
     /// Revokes a family (RFC 7009 §2.1: revoking a refresh token revokes its family).

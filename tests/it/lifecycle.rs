@@ -795,7 +795,7 @@ async fn one_statement_rotation_stores_the_successor_and_detects_replays() {
 
     let rotated = app
         .store
-        .rotate_refresh_token(&first, &family.id, &second, now)
+        .rotate_refresh_token(&first, &family.id, &second, now, None)
         .await;
     assert_eq!(rotated.unwrap(), Rotation::Rotated);
     let spent = app.store.refresh_record(&first).await.unwrap().unwrap();
@@ -810,7 +810,7 @@ async fn one_statement_rotation_stores_the_successor_and_detects_replays() {
     // The same token again: a replay. The family is revoked, nothing is stored.
     let replay = app
         .store
-        .rotate_refresh_token(&first, &family.id, &third, now)
+        .rotate_refresh_token(&first, &family.id, &third, now, None)
         .await;
     assert_eq!(replay.unwrap(), Rotation::Reused);
     assert!(app.store.refresh_record(&third).await.unwrap().is_none());
@@ -820,7 +820,7 @@ async fn one_statement_rotation_stores_the_successor_and_detects_replays() {
     // The live successor of a revoked family: refused, and left unspent.
     let refused = app
         .store
-        .rotate_refresh_token(&second, &family.id, &third, now)
+        .rotate_refresh_token(&second, &family.id, &third, now, None)
         .await;
     assert_eq!(refused.unwrap(), Rotation::Refused);
     assert_eq!(
@@ -846,7 +846,7 @@ async fn one_statement_rotation_stores_the_successor_and_detects_replays() {
     let late = other_family.expires_at;
     let expired = app
         .store
-        .rotate_refresh_token(&other, &other_family.id, &third, late)
+        .rotate_refresh_token(&other, &other_family.id, &third, late, None)
         .await;
     assert_eq!(expired.unwrap(), Rotation::Refused);
     assert!(app.store.refresh_record(&third).await.unwrap().is_none());

@@ -139,7 +139,13 @@ async fn a_refresh_token_replay_is_logged_as_a_security_event() {
         .status
         .success()
     );
-    let server = Server::start(dir.path(), &[], &[]);
+    // With the retry window, at debug level: the retry is logged, and no refresh token (nor
+    // the sealed successor) reaches the log.
+    let server = Server::start(
+        dir.path(),
+        &["--refresh-retry-window", "5s"],
+        &[("RUST_LOG", "debug")],
+    );
     let http = reqwest::Client::new();
     let post = |form: Vec<(&'static str, String)>| {
         let req = http
@@ -161,7 +167,15 @@ async fn a_refresh_token_replay_is_logged_as_a_security_event() {
             ("refresh_token", t),
         ]
     };
-    assert!(post(refresh(first.clone())).await["refresh_token"].is_string());
+    let second = post(refresh(first.clone())).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sealed = crate::support::sealed_successor(&dir, &first)
+        .await
+        .expect("kept for a retry");
+    // The answer was lost: the retry gets the same successor; a third time is a replay.
+    assert_eq!(post(refresh(first.clone())).await["refresh_token"], second);
     assert_eq!(post(refresh(first.clone())).await["error"], "invalid_grant");
     let log_file = server.log_file.clone();
     assert!(server.stop());
@@ -176,5 +190,11 @@ async fn a_refresh_token_replay_is_logged_as_a_security_event() {
             && event.contains("client_id=\"app\""),
         "{event}"
     );
+    assert!(
+        log.contains("event=\"refresh_token_retry\""),
+        "the retry is logged"
+    );
     assert!(!log.contains(&first), "the token itself is never logged");
+    assert!(!log.contains(&second), "nor its successor");
+    assert!(!log.contains(&sealed), "nor the sealed successor");
 }

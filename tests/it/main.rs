@@ -18,6 +18,7 @@ mod logs;
 mod metrics;
 mod relying_party;
 mod replicas;
+mod retry;
 mod rotation;
 mod token;
 mod trust;

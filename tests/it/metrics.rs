@@ -131,6 +131,7 @@ async fn the_exposition_parses_and_counts_logins_tokens_hashes_and_statements() 
         ("ferrid_logins", "counter"),
         ("ferrid_token_requests", "counter"),
         ("ferrid_token_reuse", "counter"),
+        ("ferrid_refresh_retries", "counter"),
         ("ferrid_backchannel_logout_deliveries", "counter"),
         ("ferrid_password_hash_duration_seconds", "histogram"),
         ("ferrid_password_hashing_queue", "gauge"),

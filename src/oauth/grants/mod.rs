@@ -331,6 +331,7 @@ mod tests {
                 access_token: Duration::from_secs(900),
                 id_token: Duration::from_secs(900),
                 refresh_token: Duration::from_secs(86_400),
+                refresh_retry_window: Duration::ZERO,
             },
             Arc::new(Throttle::new(ThrottlePolicy::default(), &[1; 32], None)),
             Arc::new(crate::metrics::Metrics::default()),

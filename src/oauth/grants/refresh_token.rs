@@ -6,12 +6,23 @@
 //! again — a replay, by an attacker or by a confused client, even within the same second —
 //! revokes its whole family, successors included, before anything else is checked. Validity
 //! is decided by the database alone.
+//!
+//! With a retry window (`--refresh-retry-window`, off by default), a client whose answer was
+//! lost on the network may present the rotated token once more within the window and get
+//! the *same* successor back (with a fresh access token), instead of losing the session. The
+//! successor is kept sealed under a key derived from the rotated token
+//! ([`opaque::seal_successor`]), so only a holder of that token can read it. Reuse detection
+//! stays: a third presentation, a presentation after the window, or one after the
+//! successor was used is a replay as without the window (RFC 9700 §4.14.2). A thief with the
+//! rotated token gains, within the window, what the client has — the same successor, whose
+//! next use by either of them exposes the theft — and one access token.
 
 use super::super::scope;
 use super::{Login, OAuth, OAuthError, TokenResponse};
 use crate::model::Client;
+use crate::model::User;
 use crate::oauth::Params;
-use crate::store::{RefreshFamily, Rotation};
+use crate::store::{RefreshFamily, RefreshRecord, Retry, Rotation};
 use crate::tokens::opaque;
 
 const INVALID: &str =
@@ -33,6 +44,21 @@ impl OAuth {
             return Err(OAuthError::InvalidGrant(INVALID));
         };
         if record.used_at.is_some() {
+            if let Some(sealed) = self
+                .claim_retry(client, &user, &record, &presented_hash, now)
+                .await?
+            {
+                return self.answer_retry(
+                    client,
+                    &user,
+                    &record.family,
+                    requested.as_ref(),
+                    presented,
+                    &presented_hash,
+                    &sealed,
+                    now,
+                );
+            }
             // A replay, whoever presents it and whatever else it asks for.
             self.store
                 .revoke_refresh_family(&record.family.id, now)
@@ -57,6 +83,13 @@ impl OAuth {
         };
         let mut response = self.mint_for_user(client, &user, &granted, login, now)?;
         let successor = opaque::random_token()?;
+        let retry = match self.retry_window() {
+            0 => None,
+            window => Some(Retry {
+                sealed_successor: opaque::seal_successor(presented, &presented_hash, &successor)?,
+                rotated_since: now - window,
+            }),
+        };
         // The family's client and user never change; its liveness is checked again by the
         // rotation itself.
         let rotation = self
@@ -66,10 +99,19 @@ impl OAuth {
                 &family.id,
                 &opaque::sha256_hex(&successor),
                 now,
+                retry,
             )
             .await?;
         match rotation {
             Rotation::Rotated => {
+                response.refresh_token = Some(successor);
+                Ok(response)
+            }
+            // A concurrent presentation of the same token rotated it first: within the
+            // window this one is its retry, and gets the same successor.
+            Rotation::Retried { sealed } => {
+                let successor = open_or_refuse(family, presented, &presented_hash, &sealed)?;
+                log_retry(self, family, client);
                 response.refresh_token = Some(successor);
                 Ok(response)
             }
@@ -81,6 +123,90 @@ impl OAuth {
             Rotation::Refused => Err(OAuthError::InvalidGrant(INVALID)),
         }
     }
+}
+
+impl OAuth {
+    /// `--refresh-retry-window` in seconds (0: off).
+    fn retry_window(&self) -> i64 {
+        self.lifetimes.refresh_retry_window.as_secs() as i64
+    }
+
+    /// A used token presented again: its sealed successor if this is the first retry within
+    /// the window, by the client it was issued to, of a family still live for its user.
+    async fn claim_retry(
+        &self,
+        client: &Client,
+        user: &User,
+        record: &RefreshRecord,
+        presented_hash: &str,
+        now: i64,
+    ) -> Result<Option<String>, OAuthError> {
+        let window = self.retry_window();
+        let family = &record.family;
+        let within = record.used_at.is_some_and(|used| now - used <= window);
+        if window == 0 || !within || family.client_id != client.id || !family.is_live_for(user, now)
+        {
+            return Ok(None);
+        }
+        Ok(self
+            .store
+            .claim_refresh_retry(presented_hash, &family.id, now - window, now)
+            .await?)
+    }
+
+    /// The answer to a retry: fresh tokens, and the successor the lost answer carried.
+    #[allow(clippy::too_many_arguments)]
+    fn answer_retry(
+        &self,
+        client: &Client,
+        user: &User,
+        family: &RefreshFamily,
+        requested: Option<&crate::model::ScopeSet>,
+        presented: &str,
+        presented_hash: &str,
+        sealed: &str,
+        now: i64,
+    ) -> Result<TokenResponse, OAuthError> {
+        let successor = open_or_refuse(family, presented, presented_hash, sealed)?;
+        let granted = scope::grant_for_refresh(requested, &family.scopes, client, user)?;
+        let login = Login {
+            auth_time: family.auth_time,
+            sid: Some(&family.id),
+            nonce: None,
+        };
+        let mut response = self.mint_for_user(client, user, &granted, login, now)?;
+        log_retry(self, family, client);
+        response.refresh_token = Some(successor);
+        Ok(response)
+    }
+}
+
+/// Opens a sealed successor. It was sealed under this very token, so failing to open it means
+/// the stored value was altered: refused, and said in the log.
+fn open_or_refuse(
+    family: &RefreshFamily,
+    presented: &str,
+    presented_hash: &str,
+    sealed: &str,
+) -> Result<String, OAuthError> {
+    opaque::open_successor(presented, presented_hash, sealed).ok_or_else(|| {
+        tracing::error!(
+            family_id = family.id,
+            "a sealed refresh-token successor does not open; refusing the retry"
+        );
+        OAuthError::InvalidGrant(INVALID)
+    })
+}
+
+/// A retry answered with the same successor: not a security event, but worth seeing.
+fn log_retry(oauth: &OAuth, family: &RefreshFamily, presented_by: &Client) {
+    oauth.metrics.refresh_retry();
+    tracing::info!(
+        event = "refresh_token_retry",
+        family_id = family.id,
+        client_id = presented_by.id,
+        "a refresh token was presented again within --refresh-retry-window; answered with the same successor"
+    );
 }
 
 /// The security event of RFC 9700 §4.14.2, in a stable shape.

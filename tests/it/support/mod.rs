@@ -589,3 +589,26 @@ pub fn cli_add_client(dir: &Path, id: &str, args: &[&str]) -> String {
         .expect("a secret")
         .to_owned()
 }
+
+/// The sealed successor stored for refresh token `token` (by its digest), read straight from
+/// the database (the retry window).
+pub async fn sealed_successor(dir: &TestDir, token: &str) -> Option<String> {
+    let hash = ferrid::tokens::opaque::sha256_hex(token);
+    let sql = "select successor_sealed from refresh_tokens where hash = $1";
+    let url = dir.database_url();
+    if dir.is_postgres() {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        sqlx::query_scalar(sql)
+            .bind(hash)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    } else {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        sqlx::query_scalar(sql)
+            .bind(hash)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    }
+}
