@@ -43,6 +43,13 @@ pub const JWKS_MAX_AGE_SECS: i64 = 300;
 /// Allowance for replicas that notice a change one reload late and for clocks that disagree.
 const SLACK_SECS: i64 = 60;
 
+/// The JWKS's max-age while a scheduled publication is overdue (the rotating replica is down,
+/// or the keys dir is read-only): short, since a key is due any moment, but not 0, which would
+/// make every resource server refetch on every request until one is. Safe: a key is
+/// published at least [`MIN_PUBLISH_AHEAD_SECS`] before it signs, more than this plus the
+/// usual max-age.
+pub const OVERDUE_MAX_AGE_SECS: i64 = 30;
+
 /// The shortest `--key-publish-ahead`: a resource server that fetched the JWKS just before
 /// the new key was published holds it for the max-age; then a replica may notice late.
 pub const MIN_PUBLISH_AHEAD_SECS: i64 = JWKS_MAX_AGE_SECS + SLACK_SECS;
@@ -232,10 +239,14 @@ impl KeyRing {
     }
 
     /// The JWKS's `max-age` at `now`: [`JWKS_MAX_AGE_SECS`], but never past the moment the
-    /// schedule publishes the next key, so no cached copy outlives the set it describes.
+    /// schedule publishes the next key, so no cached copy outlives the set it describes
+    /// ([`OVERDUE_MAX_AGE_SECS`] once that moment has passed and no key came).
     pub fn jwks_max_age(&self, now: i64) -> i64 {
         match self.policy.schedule {
-            Some(s) => (self.next_scheduled_publish(s) - now).clamp(0, JWKS_MAX_AGE_SECS),
+            Some(s) => match self.next_scheduled_publish(s) - now {
+                ..=0 => OVERDUE_MAX_AGE_SECS,
+                left => left.min(JWKS_MAX_AGE_SECS),
+            },
             None => JWKS_MAX_AGE_SECS,
         }
     }
@@ -862,12 +873,18 @@ mod tests {
         let at = |t: i64| load(dir.path(), t, policy).unwrap().jwks_max_age(t);
         assert_eq!(at(NOW), JWKS_MAX_AGE_SECS);
         assert_eq!(at(publish - 100), 100);
-        assert_eq!(at(publish), 0);
+        assert_eq!(at(publish - 1), 1);
         assert_eq!(
-            at(publish + 50),
-            0,
-            "overdue: no caching until it is published"
+            at(publish),
+            OVERDUE_MAX_AGE_SECS,
+            "due: a key may come any moment"
         );
+        assert_eq!(
+            at(publish + 5000),
+            OVERDUE_MAX_AGE_SECS,
+            "overdue: short, never 0"
+        );
+        const { assert!(OVERDUE_MAX_AGE_SECS + JWKS_MAX_AGE_SECS < MIN_PUBLISH_AHEAD_SECS) };
         let unscheduled = load(dir.path(), publish, KeyPolicy::default()).unwrap();
         assert_eq!(unscheduled.jwks_max_age(publish), JWKS_MAX_AGE_SECS);
     }
