@@ -64,10 +64,12 @@ impl App {
         );
         let now = clock.now();
         let (ring, secret) = tokio::task::spawn_blocking(move || {
-            anyhow::Ok((
-                keys::load_or_generate(&dir, now, key_policy)?,
-                keys::load_or_create_secret(&dir)?,
-            ))
+            let ring = keys::load_or_generate(&dir, now, key_policy)?;
+            // A schedule needs a dir it can lock and write: say so now, not every minute.
+            if key_policy.schedule.is_some() {
+                keys::check_rotatable(&dir)?;
+            }
+            anyhow::Ok((ring, keys::load_or_create_secret(&dir)?))
         })
         .await?
         .with_context(|| {
@@ -303,8 +305,10 @@ async fn watch_keys(keys: Keys, dir: PathBuf, interval: Duration, clock: Clock) 
             .and_then(Result::ok)
     };
     let mut last = fingerprint(dir.clone()).await;
-    // A rotation that failed (a read-only dir, say) is retried after a minute, not every tick.
+    // A rotation that failed (a read-only dir, say) is retried after a minute, not every tick;
+    // so is a timed rebuild of a dir that fails to load (a change to the dir retries at once).
     let mut retry_rotation_at = i64::MIN;
+    let mut retry_load_at = i64::MIN;
     loop {
         let forced = tokio::select! {
             _ = tokio::time::sleep(interval) => false,
@@ -334,19 +338,28 @@ async fn watch_keys(keys: Keys, dir: PathBuf, interval: Duration, clock: Clock) 
                 Ok(Ok(None)) => {}
                 Ok(Err(e)) => {
                     retry_rotation_at = now + 60;
-                    tracing::error!(error = %e, "scheduled key rotation failed; retrying in a minute");
+                    tracing::error!(error = %e, "scheduled key rotation failed; retrying in a minute (the keys dir must be writable by ferrid for --key-rotation-interval)");
                 }
                 Err(e) => tracing::error!(error = %e, "key rotation task failed"),
             }
         }
         let fresh = fingerprint(dir.clone()).await;
-        let due = ring.next_change().is_some_and(|t| now >= t);
+        let due = ring.next_change().is_some_and(|t| now >= t) && now >= retry_load_at;
         if !forced && !rotated && !due && fresh == last {
             continue;
         }
         last = fresh;
         let load_dir = dir.clone();
-        match tokio::task::spawn_blocking(move || keys::load(&load_dir, now, policy)).await {
+        // The key this server signed with until now stops signing no earlier than now.
+        let previous = keys::SignedUntil {
+            kid: ring.signing(now).0.to_owned(),
+            until: now,
+        };
+        match tokio::task::spawn_blocking(move || {
+            keys::load(&load_dir, now, policy, Some(&previous))
+        })
+        .await
+        {
             Ok(Ok(ring)) => {
                 tracing::info!(
                     signing_kid = ring.signing_kid(),
@@ -356,6 +369,7 @@ async fn watch_keys(keys: Keys, dir: PathBuf, interval: Duration, clock: Clock) 
                 keys.replace(ring);
             }
             Ok(Err(e)) => {
+                retry_load_at = now + 60;
                 tracing::error!(error = %e, "keys dir changed but cannot be loaded; still serving the previous keys")
             }
             Err(e) => tracing::error!(error = %e, "key reload task failed"),

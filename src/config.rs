@@ -142,6 +142,9 @@ pub const MAX_REFRESH_RETRY_WINDOW_SECS: u64 = 60;
 pub fn parse_retry_window(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s)
         .map_err(|e| format!("{e}; write a duration such as 0s or 5s"))?;
+    if d.subsec_nanos() != 0 {
+        return Err("give whole seconds, e.g. 5s".into());
+    }
     if d.as_secs() > MAX_REFRESH_RETRY_WINDOW_SECS {
         return Err(format!(
             "at most {MAX_REFRESH_RETRY_WINDOW_SECS}s: the window is for a client retrying a \
@@ -330,6 +333,11 @@ mod tests {
                 .contains("at most 60s")
         );
         assert!(parse_retry_window("soon").is_err());
+        assert!(
+            parse_retry_window("500ms")
+                .unwrap_err()
+                .contains("whole seconds")
+        );
     }
 
     #[test]

@@ -53,7 +53,7 @@ fn keys_blocking(cmd: KeysCommand, dir: &Path, now: i64) -> anyhow::Result<()> {
             // The command line does not know the servers' token lifetimes, so it cannot say
             // when an old key leaves the JWKS; the servers do (and `keys list` there would
             // not be the same process). It shows what it knows.
-            let ring = keys::load(dir, now, KeyPolicy::default())?;
+            let ring = keys::load(dir, now, KeyPolicy::default(), None)?;
             for k in ring.keys() {
                 let file = k
                     .file

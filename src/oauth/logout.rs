@@ -54,6 +54,9 @@ impl OAuth {
         let hint = match request.id_token_hint {
             Some(token) => match self.tokens.id_token_hint(token) {
                 Ok(hint) => Some(hint),
+                // Signed by a key that is gone from the keys dir (rotated out long ago): it
+                // cannot be checked, so it counts as no hint — the user is asked to confirm.
+                Err(crate::tokens::TokenError::UnknownKey) => None,
                 Err(_) => {
                     return refused(
                         "Cannot sign out",

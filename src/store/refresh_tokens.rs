@@ -202,17 +202,30 @@ pub(super) struct RotateKey {
 
 /// The retry window of a rotation (`--refresh-retry-window`): the successor kept sealed
 /// for the client to get again, and the earliest rotation time a retry is accepted for.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Retry {
     pub sealed_successor: String,
     pub rotated_since: i64,
 }
 
+/// The sealed successor stays out of debug output (STYLE: secrets-adjacent values are not
+/// printed, even when they are useless alone).
+impl std::fmt::Debug for Retry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Retry")
+            .field("sealed_successor", &"…")
+            .field("rotated_since", &self.rotated_since)
+            .finish()
+    }
+}
+
 impl super::Statements {
     /// [`Store::rotate_refresh_token`] for many tokens: one UPDATE rotates every token of the
     /// batch that is unused and of a live family (for each, its own successor and time), and
-    /// says which; each of the others that had been used already revokes its family. Two
-    /// requests for one token in one batch: the first listed wins, the other is a replay.
+    /// says which; each of the others that had been used already revokes its family — or,
+    /// within the retry window, gets the sealed successor once (`retry_or_revoke`). Two
+    /// requests for one token in one batch: the first listed wins, the other is its retry
+    /// (window) or a replay.
     ///
     /// The UPDATE commits the winners before anything else runs, so what follows answers per
     /// request: a failed replay check fails only its own request, never a committed win
@@ -334,7 +347,8 @@ impl super::Statements {
         let sealed: Option<String> = on_pool!(write self, |p| sqlx::query_scalar(&format!(
             "select successor_sealed from refresh_tokens \
              where hash = $1 and family_id = $2 and used_at >= $3 \
-             and successor_sealed is not null and {successor_unused} and exists \
+             and successor_sealed is not null and successor_sealed <> $5 \
+             and {successor_unused} and exists \
              (select 1 from refresh_families f where f.id = $2 \
               and f.revoked_at is null and f.expires_at > $4)"
         ))
@@ -342,6 +356,7 @@ impl super::Statements {
         .bind(family_id)
         .bind(rotated_since)
         .bind(now)
+        .bind(NO_RETRY)
         .fetch_optional(p)
         .await)?;
         let Some(sealed) = sealed else {
@@ -629,7 +644,8 @@ impl Store {
     /// Deletes expired families, their tokens and expired revocation records, in batches of
     /// at most `PURGE_BATCH` (500) rows with a pause between them, so the purge never holds the
     /// write lock for long (a family refreshed every 15 minutes for 30 days has thousands of
-    /// tokens). Returns how many rows went.
+    /// tokens). Also clears sealed successors whose retry window is over. Returns how many
+    /// rows went or were cleared.
     pub async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
         let mut total = 0;
         for sql in [
@@ -645,6 +661,11 @@ impl Store {
              (select hash from authorization_codes where expires_at <= $1 limit $2)",
             "delete from sessions where hash in \
              (select hash from sessions where expires_at <= $1 limit $2)",
+            // Sealed successors are kept only for the retry window (at most 60 s): after it,
+            // nothing of a successor stays in the database, even sealed.
+            "update refresh_tokens set successor_sealed = null where hash in \
+             (select hash from refresh_tokens where successor_sealed is not null \
+              and used_at is not null and used_at <= $1 - 60 limit $2)",
             // Throttle counts are forgotten after the window (oauth::throttle::WINDOW_SECS).
             "delete from login_failures where key in \
              (select key from login_failures where last_failure <= $1 - 900 limit $2)",

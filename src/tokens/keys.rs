@@ -4,9 +4,10 @@
 //! - Every `*.pem` file in the dir is a key; its `kid` is the RFC 7638 thumbprint of its
 //!   public part, so it does not depend on the file name.
 //! - A key signs from a time: ferrid names the keys it generates
-//!   `key-<unix seconds it signs from>-<nanoseconds>-<kid prefix>.pem`, so the newest sorts
-//!   last; any other key file signs from its modification time. Of the keys whose time has
-//!   come, the one whose file name sorts last signs.
+//!   `key-<unix seconds it signs from>-<sequence>-<kid prefix>.pem`; any other key file signs
+//!   from its modification time. Of the keys whose time has come, the one that started last
+//!   signs (the file name breaks ties), so a key of the operator's can never hold back the
+//!   schedule.
 //! - Staged rotation: a key whose time has not come is published in the JWKS but does not
 //!   sign yet, so resource servers have it cached before the first token it signs reaches
 //!   them. A key that no longer signs stays published until every token it may have signed
@@ -126,10 +127,21 @@ pub enum KeyError {
     #[error("no key with kid {0:?} in the keys dir; `ferrid keys list` shows them")]
     UnknownKid(String),
     #[error(
-        "key {0} signs new tokens and cannot be retired; run `ferrid keys rotate` first, then \
-         retire it once the tokens it signed have expired"
+        "key {0} signs new tokens and cannot be retired: stage a new key with `ferrid keys \
+         rotate` and retire this one once the new key signs and the tokens this one signed \
+         have expired (`ferrid keys list` shows when), or, for a compromised key, switch at \
+         once with `ferrid keys rotate --now`"
     )]
     RetireSigning(String),
+    #[error(
+        "cannot take the rotation lock in {dir}: {source}; --key-rotation-interval needs a keys \
+         dir ferrid can write (and lock); make it writable, or drop the flag and run \
+         `ferrid keys rotate` where the dir is writable"
+    )]
+    Lock {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
     #[error("RSA key generation failed")]
     Generate,
     #[error(
@@ -191,16 +203,26 @@ pub struct KeyRing {
     jwks_etag: String,
     policy: KeyPolicy,
     next_change: Option<i64>,
+    /// The staged key that starts first, and when: from then on it signs, even before the
+    /// watcher rebuilds the ring (a paused process, a keys dir that fails to reload), so no
+    /// replica that has published a key signs with the one it replaces past its time.
+    handover: Option<(i64, usize)>,
 }
 
 impl KeyRing {
-    pub fn signing(&self) -> (&str, &KeyPair) {
-        let key = &self.keys[self.signing];
+    /// The key that signs at `now`.
+    pub fn signing(&self, now: i64) -> (&str, &KeyPair) {
+        let i = match self.handover {
+            Some((at, next)) if now >= at => next,
+            _ => self.signing,
+        };
+        let key = &self.keys[i];
         (&key.kid, &key.pair)
     }
 
+    /// The key that signed when the ring was built.
     pub fn signing_kid(&self) -> &str {
-        self.signing().0
+        &self.keys[self.signing].kid
     }
 
     /// Since when the signing key signs (unix seconds).
@@ -214,6 +236,16 @@ impl KeyRing {
     /// The key that verifies RS256 signatures (RFC 7518 §3.3) of `kid`, if it is published.
     pub fn verifying_key(&self, kid: &str) -> Option<&ParsedPublicKey> {
         self.by_kid.get(kid).map(|&i| &self.keys[i].verifying)
+    }
+
+    /// Any key still in the keys dir with this `kid`, published or not: for an
+    /// `id_token_hint`, which may be expired and signed by a key that left the JWKS since
+    /// (OIDC RP-Initiated Logout 1.0 §2). Never for a token that grants anything.
+    pub fn any_key(&self, kid: &str) -> Option<&ParsedPublicKey> {
+        self.keys
+            .iter()
+            .find(|k| k.kid == kid)
+            .map(|k| &k.verifying)
     }
 
     /// Every key in the dir, published or not, sorted by file name.
@@ -278,10 +310,17 @@ pub fn ensure_dir(dir: &Path) -> Result<(), KeyError> {
 }
 
 /// Loads the keys dir, generating a first key (signing from `now`) when it holds none. What
-/// `serve` does at start.
+/// `serve` does at start. Replicas starting together on an empty shared dir make one first key
+/// between them: the check and the key are made under the dir's lock.
 pub fn load_or_generate(dir: &Path, now: i64, policy: KeyPolicy) -> Result<KeyRing, KeyError> {
     ensure_dir(dir)?;
     if pem_files(dir)?.is_empty() {
+        // Best effort: a dir we cannot write fails just below, with its own message.
+        let _lock = lock_dir(dir, true).ok().flatten();
+        if !pem_files(dir)?.is_empty() {
+            // Another replica made it while we waited.
+            return load(dir, now, policy, None);
+        }
         // The first key goes into a dir only we can read, even when the dir came with a
         // checkout (mode 0755) rather than from us.
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|source| {
@@ -293,16 +332,36 @@ pub fn load_or_generate(dir: &Path, now: i64, policy: KeyPolicy) -> Result<KeyRi
         let kid = generate(dir, now)?;
         tracing::info!(kid, dir = %dir.display(), "generated the first signing key");
     }
-    load(dir, now, policy)
+    load(dir, now, policy, None)
+}
+
+/// The key a running server signed with until it rebuilt its ring, and until when: a key
+/// stops signing no earlier than that, whatever the files' times say (see [`load`]).
+#[derive(Clone, Debug)]
+pub struct SignedUntil {
+    pub kid: String,
+    pub until: i64,
 }
 
 /// Loads every `*.pem` file of the dir, and decides as of `now` which key signs and which
 /// are published. Fails on an unreadable or malformed key rather than silently serving
-/// without it.
-pub fn load(dir: &Path, now: i64, policy: KeyPolicy) -> Result<KeyRing, KeyError> {
+/// without it (a file removed while being read is skipped: another replica retired it).
+///
+/// `previous`: the key this server signed with until now. If it no longer signs, it was
+/// superseded no earlier than `previous.until`: a key copied in with an old modification
+/// time, or a ring that could not be reloaded for a while, must not make a key leave the
+/// JWKS while tokens it signed a moment ago live.
+pub fn load(
+    dir: &Path,
+    now: i64,
+    policy: KeyPolicy,
+    previous: Option<&SignedUntil>,
+) -> Result<KeyRing, KeyError> {
     let mut keys: Vec<LoadedKey> = Vec::new();
     for file in pem_files(dir)? {
-        let key = load_file(&file)?;
+        let Some(key) = load_file(&file)? else {
+            continue;
+        };
         if keys.iter().any(|k| k.kid == key.kid) {
             tracing::warn!(kid = key.kid, file = %file.display(), "the same key is in the keys dir twice");
             continue;
@@ -312,7 +371,16 @@ pub fn load(dir: &Path, now: i64, policy: KeyPolicy) -> Result<KeyRing, KeyError
     if keys.is_empty() {
         return Err(KeyError::Empty(dir.to_owned()));
     }
-    let signing = decide_states(&mut keys, now, policy);
+    keys.sort_by(|a, b| (a.signs_from, &a.file).cmp(&(b.signs_from, &b.file)));
+    let signing = decide_states(&mut keys, now, policy, previous);
+    let handover = keys
+        .iter()
+        .enumerate()
+        .filter_map(|(i, k)| match k.state {
+            KeyState::Staged { signs_from } => Some((signs_from, i)),
+            _ => None,
+        })
+        .min();
     let by_kid = keys
         .iter()
         .enumerate()
@@ -348,18 +416,24 @@ pub fn load(dir: &Path, now: i64, policy: KeyPolicy) -> Result<KeyRing, KeyError
         jwks_etag,
         policy,
         next_change,
+        handover,
     })
 }
 
 /// Sets each key's [`KeyState`] as of `now` and returns the index of the signing key. `keys`
-/// is sorted by file name and not empty.
+/// is sorted by start time (then file name) and not empty.
 ///
-/// Of the keys whose start has come, the one sorting last signs; each earlier one was
-/// superseded when the next of them started, and stays published for
-/// [`KeyPolicy::retire_after`] from then. Should no key's start have come (the signing key's
-/// file was removed by hand, or a clock went back), the key starting first signs rather
-/// than none.
-fn decide_states(keys: &mut [LoadedKey], now: i64, policy: KeyPolicy) -> usize {
+/// Of the keys whose start has come, the last signs; each earlier one was superseded when
+/// the next of them started (or, for `previous`, no earlier than it last signed here), and
+/// stays published for [`KeyPolicy::retire_after`] from then. Should no key's start have come
+/// (the signing key's file was removed by hand, or a clock went back), the key starting first
+/// signs rather than none.
+fn decide_states(
+    keys: &mut [LoadedKey],
+    now: i64,
+    policy: KeyPolicy,
+    previous: Option<&SignedUntil>,
+) -> usize {
     let started: Vec<usize> = (0..keys.len())
         .filter(|&i| keys[i].signs_from <= now)
         .collect();
@@ -385,7 +459,10 @@ fn decide_states(keys: &mut [LoadedKey], now: i64, policy: KeyPolicy) -> usize {
         } else {
             // Started, and not the signer: a later-sorting started key superseded it.
             let next = started.iter().find(|&&j| j > i).copied().unwrap_or(signing);
-            let superseded = keys[next].signs_from.clamp(signs_from, now);
+            let mut superseded = keys[next].signs_from.clamp(signs_from, now);
+            if let Some(p) = previous.filter(|p| p.kid == keys[i].kid) {
+                superseded = superseded.max(p.until.min(now));
+            }
             match policy.retire_after.map(|r| superseded + r) {
                 Some(until) if until <= now => KeyState::Unpublished { since: until },
                 until => KeyState::VerifyOnly { superseded, until },
@@ -395,12 +472,17 @@ fn decide_states(keys: &mut [LoadedKey], now: i64, policy: KeyPolicy) -> usize {
     signing
 }
 
-fn load_file(file: &Path) -> Result<LoadedKey, KeyError> {
+/// One key file; `None` when it vanished since the dir was listed.
+fn load_file(file: &Path) -> Result<Option<LoadedKey>, KeyError> {
     let bad = |reason: String| KeyError::BadKey {
         file: file.to_owned(),
         reason,
     };
-    let meta = fs::metadata(file).map_err(|e| bad(e.to_string()))?;
+    let meta = match fs::metadata(file) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(bad(e.to_string())),
+    };
     if meta.mode() & 0o077 != 0 {
         tracing::warn!(
             file = %file.display(),
@@ -408,7 +490,11 @@ fn load_file(file: &Path) -> Result<LoadedKey, KeyError> {
             file.display()
         );
     }
-    let text = fs::read(file).map_err(|e| bad(e.to_string()))?;
+    let text = match fs::read(file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(bad(e.to_string())),
+    };
     let parsed = pem::parse(&text).map_err(|_| bad("not a PEM file".into()))?;
     let pair = match parsed.tag() {
         "PRIVATE KEY" => KeyPair::from_pkcs8(parsed.contents()),
@@ -436,7 +522,7 @@ fn load_file(file: &Path) -> Result<LoadedKey, KeyError> {
         n,
         e,
     };
-    Ok(LoadedKey {
+    Ok(Some(LoadedKey {
         kid,
         file: file.to_owned(),
         bits,
@@ -446,22 +532,26 @@ fn load_file(file: &Path) -> Result<LoadedKey, KeyError> {
         pair,
         verifying,
         jwk,
-    })
+    }))
 }
 
 /// See [`LoadedKey::signs_from`]. Only a name exactly as [`generate`] writes it
 /// (`key-` 11 digits `-` 9 digits `-…`) is read as a time: an operator's own key named to
 /// sort last (`key-9-mine.pem`) is timed by its file.
 fn signs_from(file: &Path, meta: &fs::Metadata) -> i64 {
-    let from_name = file.file_name().and_then(|n| n.to_str()).and_then(|n| {
+    time_in_name(file).unwrap_or_else(|| meta.mtime())
+}
+
+/// The start time in a name exactly as [`generate`] writes it, if it is one.
+fn time_in_name(file: &Path) -> Option<i64> {
+    file.file_name().and_then(|n| n.to_str()).and_then(|n| {
         let mut parts = n.strip_prefix("key-")?.splitn(3, '-');
         let (secs, nanos) = (parts.next()?, parts.next()?);
         let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
         (digits(secs, 11) && digits(nanos, 9) && parts.next().is_some())
             .then(|| secs.parse().ok())
             .flatten()
-    });
-    from_name.unwrap_or_else(|| meta.mtime())
+    })
 }
 
 /// RFC 7638 §3: SHA-256 over the required members in lexicographic order, no white space.
@@ -640,7 +730,7 @@ pub fn derive_key(secret: &[u8; 32], purpose: &str) -> [u8; 32] {
 /// Removes a key that does not sign at `now`, taking it out of the JWKS at once: tokens it
 /// signed stop verifying. The signing key cannot be retired.
 pub fn retire(dir: &Path, kid: &str, now: i64) -> Result<PathBuf, KeyError> {
-    let ring = load(dir, now, KeyPolicy::default())?;
+    let ring = load(dir, now, KeyPolicy::default(), None)?;
     if ring.signing_kid() == kid {
         return Err(KeyError::RetireSigning(kid.to_owned()));
     }
@@ -669,7 +759,46 @@ pub fn rotate_if_due(dir: &Path, now: i64, policy: KeyPolicy) -> Result<Option<S
     let Some(schedule) = policy.schedule else {
         return Ok(None);
     };
-    let io = |source| KeyError::Io {
+    let Some(lock) = lock_dir(dir, false)? else {
+        return Ok(None);
+    };
+    let ring = load(dir, now, policy, None)?;
+    if now < ring.next_scheduled_publish(schedule) {
+        return Ok(None);
+    }
+    let kid = generate(dir, now + schedule.publish_ahead)?;
+    // Files of ferrid's own keys that left the JWKS at least `retire_after` ago (so a replica
+    // with longer token lifetimes, which keeps a key published longer, still has it); an
+    // operator's own files are left alone.
+    let retire_after = policy.retire_after.unwrap_or(i64::MAX);
+    for key in ring.keys() {
+        let KeyState::Unpublished { since } = key.state else {
+            continue;
+        };
+        if time_in_name(&key.file).is_none() || since.saturating_add(retire_after) > now {
+            continue;
+        }
+        match fs::remove_file(&key.file) {
+            Ok(()) => tracing::info!(
+                event = "key_deleted",
+                kid = key.kid,
+                "deleted a key that left the JWKS"
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // The rotation itself succeeded: say so, and try again next time.
+            Err(e) => {
+                tracing::warn!(kid = key.kid, error = %e, "cannot delete a key that left the JWKS")
+            }
+        }
+    }
+    drop(lock);
+    Ok(Some(kid))
+}
+
+/// The exclusive lock on the keys dir's lock file: waits for it when `wait`, else `None` when
+/// another process (or another open in this one) holds it.
+fn lock_dir(dir: &Path, wait: bool) -> Result<Option<fs::File>, KeyError> {
+    let failed = |source| KeyError::Lock {
         dir: dir.to_owned(),
         source,
     };
@@ -679,32 +808,23 @@ pub fn rotate_if_due(dir: &Path, now: i64, policy: KeyPolicy) -> Result<Option<S
         .write(true)
         .mode(0o600)
         .open(dir.join(ROTATION_LOCK))
-        .map_err(io)?;
+        .map_err(failed)?;
+    if wait {
+        lock.lock().map_err(failed)?;
+        return Ok(Some(lock));
+    }
     match lock.try_lock() {
-        Ok(()) => {}
-        Err(fs::TryLockError::WouldBlock) => return Ok(None),
-        Err(fs::TryLockError::Error(e)) => return Err(io(e)),
+        Ok(()) => Ok(Some(lock)),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(e)) => Err(failed(e)),
     }
-    let ring = load(dir, now, policy)?;
-    if now < ring.next_scheduled_publish(schedule) {
-        return Ok(None);
-    }
-    let kid = generate(dir, now + schedule.publish_ahead)?;
-    for key in ring.keys() {
-        if let KeyState::Unpublished { .. } = key.state {
-            match fs::remove_file(&key.file) {
-                Ok(()) => tracing::info!(
-                    event = "key_deleted",
-                    kid = key.kid,
-                    "deleted a key that left the JWKS"
-                ),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io(e)),
-            }
-        }
-    }
-    drop(lock);
-    Ok(Some(kid))
+}
+
+/// Whether a scheduled rotation could run here: the keys dir's lock can be made and taken
+/// (checked at start, so a read-only dir fails with what to do rather than every minute).
+pub fn check_rotatable(dir: &Path) -> Result<(), KeyError> {
+    // A failed try (another replica holds the lock) is fine: the file could be opened.
+    lock_dir(dir, false).map(|_| ())
 }
 
 /// The permission bits of the keys dir, if it exists.
@@ -747,7 +867,7 @@ mod tests {
         let old = generate(dir.path(), NOW - 10 * HOUR).unwrap();
         let new = generate(dir.path(), NOW + HOUR).unwrap();
 
-        let ring = load(dir.path(), NOW, policy).unwrap();
+        let ring = load(dir.path(), NOW, policy, None).unwrap();
         assert_eq!(ring.signing_kid(), old, "the staged key does not sign yet");
         assert_eq!(
             state_of(&ring, &new),
@@ -763,7 +883,7 @@ mod tests {
             "rebuild when it starts"
         );
 
-        let ring = load(dir.path(), NOW + HOUR, policy).unwrap();
+        let ring = load(dir.path(), NOW + HOUR, policy, None).unwrap();
         assert_eq!(ring.signing_kid(), new);
         assert_eq!(ring.signing_since(), NOW + HOUR);
         assert_eq!(
@@ -779,7 +899,7 @@ mod tests {
         );
         assert_eq!(ring.next_change(), Some(NOW + 3 * HOUR));
 
-        let ring = load(dir.path(), NOW + 3 * HOUR, policy).unwrap();
+        let ring = load(dir.path(), NOW + 3 * HOUR, policy, None).unwrap();
         assert_eq!(
             state_of(&ring, &old),
             KeyState::Unpublished {
@@ -791,7 +911,7 @@ mod tests {
         assert_eq!(ring.next_change(), None);
 
         // Without token lifetimes (the command line) nothing leaves by itself.
-        let ring = load(dir.path(), NOW + 100 * HOUR, KeyPolicy::default()).unwrap();
+        let ring = load(dir.path(), NOW + 100 * HOUR, KeyPolicy::default(), None).unwrap();
         assert_eq!(published(&ring).len(), 2);
     }
 
@@ -804,7 +924,7 @@ mod tests {
         let first = generate(dir.path(), NOW - HOUR).unwrap();
         let staged = generate(dir.path(), NOW + HOUR).unwrap();
         let urgent = generate(dir.path(), NOW).unwrap();
-        let ring = load(dir.path(), NOW, policy).unwrap();
+        let ring = load(dir.path(), NOW, policy, None).unwrap();
         assert_eq!(ring.signing_kid(), urgent);
         assert!(matches!(
             state_of(&ring, &first),
@@ -813,7 +933,7 @@ mod tests {
                 ..
             }
         ));
-        let ring = load(dir.path(), NOW + HOUR, policy).unwrap();
+        let ring = load(dir.path(), NOW + HOUR, policy, None).unwrap();
         assert_eq!(ring.signing_kid(), staged);
         assert!(matches!(
             state_of(&ring, &urgent),
@@ -832,18 +952,18 @@ mod tests {
         let mut last = String::new();
         for _ in 0..3 {
             last = generate(dir.path(), NOW).unwrap();
-            let ring = load(dir.path(), NOW, KeyPolicy::default()).unwrap();
+            let ring = load(dir.path(), NOW, KeyPolicy::default(), None).unwrap();
             assert_eq!(ring.signing_kid(), last);
         }
         assert_eq!(
-            load(dir.path(), NOW, KeyPolicy::default())
+            load(dir.path(), NOW, KeyPolicy::default(), None)
                 .unwrap()
                 .keys()
                 .len(),
             3
         );
         assert_eq!(
-            load(dir.path(), NOW, KeyPolicy::default())
+            load(dir.path(), NOW, KeyPolicy::default(), None)
                 .unwrap()
                 .signing_kid(),
             last
@@ -855,7 +975,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let early = generate(dir.path(), NOW + HOUR).unwrap();
         generate(dir.path(), NOW + 2 * HOUR).unwrap();
-        let ring = load(dir.path(), NOW, KeyPolicy::default()).unwrap();
+        let ring = load(dir.path(), NOW, KeyPolicy::default(), None).unwrap();
         assert_eq!(ring.signing_kid(), early);
     }
 
@@ -870,7 +990,7 @@ mod tests {
         };
         let policy = KeyPolicy::for_tokens(900, 5, Some(schedule));
         let publish = NOW + 23 * HOUR;
-        let at = |t: i64| load(dir.path(), t, policy).unwrap().jwks_max_age(t);
+        let at = |t: i64| load(dir.path(), t, policy, None).unwrap().jwks_max_age(t);
         assert_eq!(at(NOW), JWKS_MAX_AGE_SECS);
         assert_eq!(at(publish - 100), 100);
         assert_eq!(at(publish - 1), 1);
@@ -885,7 +1005,7 @@ mod tests {
             "overdue: short, never 0"
         );
         const { assert!(OVERDUE_MAX_AGE_SECS + JWKS_MAX_AGE_SECS < MIN_PUBLISH_AHEAD_SECS) };
-        let unscheduled = load(dir.path(), publish, KeyPolicy::default()).unwrap();
+        let unscheduled = load(dir.path(), publish, KeyPolicy::default(), None).unwrap();
         assert_eq!(unscheduled.jwks_max_age(publish), JWKS_MAX_AGE_SECS);
     }
 
@@ -917,7 +1037,7 @@ mod tests {
             .collect();
         let made: Vec<String> = made.into_iter().flatten().collect();
         assert_eq!(made.len(), 1, "{made:?}");
-        let ring = load(dir.path(), due, policy).unwrap();
+        let ring = load(dir.path(), due, policy, None).unwrap();
         assert_eq!(ring.keys().len(), 2);
         assert_eq!(
             ring.signing_kid(),
@@ -939,15 +1059,123 @@ mod tests {
         assert!(next.is_some());
         // By then the first key had left the JWKS (superseded a day before): its file is
         // deleted; the others stay.
-        let ring = load(dir.path(), due + 24 * HOUR, policy).unwrap();
+        let ring = load(dir.path(), due + 24 * HOUR, policy, None).unwrap();
         assert!(ring.keys().iter().all(|k| k.kid != first), "deleted");
         assert_eq!(ring.keys().len(), 2);
-        assert!(
-            !pem_files(dir.path())
-                .unwrap()
-                .iter()
-                .any(|f| f.ends_with(ROTATION_LOCK))
+    }
+
+    /// A key of the operator's named to sort after ferrid's (`zz-mine.pem`) signs from its
+    /// file's time, like any other: the schedule's next key still takes over at its start.
+    #[test]
+    fn an_operators_key_named_to_sort_last_does_not_hold_back_the_schedule() {
+        let dir = tempfile::tempdir().unwrap();
+        let theirs = generate(dir.path(), NOW - HOUR).unwrap();
+        let file = pem_files(dir.path()).unwrap().remove(0);
+        fs::rename(&file, dir.path().join("zz-mine.pem")).unwrap();
+        let mtime = fs::metadata(dir.path().join("zz-mine.pem"))
+            .unwrap()
+            .mtime();
+        let ours = generate(dir.path(), mtime + HOUR).unwrap();
+        let ring = load(dir.path(), mtime, KeyPolicy::default(), None).unwrap();
+        assert_eq!(ring.signing_kid(), theirs);
+        let ring = load(dir.path(), mtime + HOUR, KeyPolicy::default(), None).unwrap();
+        assert_eq!(
+            ring.signing_kid(),
+            ours,
+            "the later start signs, whatever the names"
         );
+    }
+
+    /// The staged key signs from its start even in a ring built before it (a paused
+    /// process, a keys dir that failed to reload): no waiting for the watcher.
+    #[test]
+    fn a_staged_key_signs_at_its_time_without_a_rebuild() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = generate(dir.path(), NOW - HOUR).unwrap();
+        let new = generate(dir.path(), NOW + HOUR).unwrap();
+        let ring = load(dir.path(), NOW, KeyPolicy::default(), None).unwrap();
+        assert_eq!(ring.signing(NOW + HOUR - 1).0, old);
+        assert_eq!(ring.signing(NOW + HOUR).0, new);
+    }
+
+    /// A key this server signed with until now stops signing no earlier than now, whatever
+    /// the files say: here the staged key's start passed while the ring could not be rebuilt.
+    #[test]
+    fn the_key_signed_with_until_now_was_superseded_no_earlier_than_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = KeyPolicy {
+            retire_after: Some(HOUR),
+            schedule: None,
+        };
+        let old = generate(dir.path(), NOW - 10 * HOUR).unwrap();
+        generate(dir.path(), NOW - 2 * HOUR).unwrap();
+        let without = load(dir.path(), NOW, policy, None).unwrap();
+        assert!(matches!(
+            state_of(&without, &old),
+            KeyState::Unpublished { .. }
+        ));
+        let previous = SignedUntil {
+            kid: old.clone(),
+            until: NOW,
+        };
+        let ring = load(dir.path(), NOW, policy, Some(&previous)).unwrap();
+        assert_eq!(
+            state_of(&ring, &old),
+            KeyState::VerifyOnly {
+                superseded: NOW,
+                until: Some(NOW + HOUR)
+            }
+        );
+    }
+
+    /// A scheduled rotation deletes only ferrid's own key files, and only once they have
+    /// been out of the JWKS for `retire_after` again (a replica with longer token lifetimes
+    /// may publish them longer).
+    #[test]
+    fn a_rotation_deletes_only_ferrids_keys_long_out_of_the_jwks() {
+        let dir = tempfile::tempdir().unwrap();
+        let schedule = Schedule {
+            interval: 24 * HOUR,
+            publish_ahead: HOUR,
+        };
+        let policy = KeyPolicy {
+            retire_after: Some(20 * HOUR),
+            schedule: Some(schedule),
+        };
+        let mine = generate(dir.path(), NOW - 3 * 24 * HOUR).unwrap();
+        let file = pem_files(dir.path()).unwrap().remove(0);
+        fs::rename(&file, dir.path().join("a-mine.pem")).unwrap();
+        // `a-mine.pem` is timed by its file (now), so make it older than everything.
+        let old = fs::File::options()
+            .write(true)
+            .open(dir.path().join("a-mine.pem"))
+            .unwrap();
+        old.set_modified(UNIX_EPOCH + std::time::Duration::from_secs((NOW - 3 * 24 * HOUR) as u64))
+            .unwrap();
+        let ours = generate(dir.path(), NOW - 2 * 24 * HOUR).unwrap();
+        generate(dir.path(), NOW - 24 * HOUR).unwrap();
+        // `ours` was superseded a day ago, left the JWKS 4 h ago: not yet deleted.
+        assert!(rotate_if_due(dir.path(), NOW, policy).unwrap().is_some());
+        let kids: Vec<String> = load(dir.path(), NOW, KeyPolicy::default(), None)
+            .unwrap()
+            .keys()
+            .iter()
+            .map(|k| k.kid.clone())
+            .collect();
+        assert!(kids.contains(&ours) && kids.contains(&mine), "{kids:?}");
+        // A day later (out of the JWKS for 20 h more) it goes; the operator's file stays.
+        assert!(
+            rotate_if_due(dir.path(), NOW + 24 * HOUR, policy)
+                .unwrap()
+                .is_some()
+        );
+        let kids: Vec<String> = load(dir.path(), NOW, KeyPolicy::default(), None)
+            .unwrap()
+            .keys()
+            .iter()
+            .map(|k| k.kid.clone())
+            .collect();
+        assert!(!kids.contains(&ours) && kids.contains(&mine), "{kids:?}");
     }
 
     #[test]
@@ -1029,7 +1257,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = generate(dir.path(), NOW - 10).unwrap();
         let second = generate(dir.path(), NOW).unwrap();
-        let ring = load(dir.path(), NOW, KeyPolicy::default()).unwrap();
+        let ring = load(dir.path(), NOW, KeyPolicy::default(), None).unwrap();
         assert_eq!(ring.signing_kid(), second);
         assert!(ring.verifying_key(&first).is_some());
         assert!(matches!(
@@ -1041,7 +1269,7 @@ mod tests {
             Err(KeyError::UnknownKid(_))
         ));
         retire(dir.path(), &first, NOW).unwrap();
-        let ring = load(dir.path(), NOW, KeyPolicy::default()).unwrap();
+        let ring = load(dir.path(), NOW, KeyPolicy::default(), None).unwrap();
         assert!(ring.verifying_key(&first).is_none());
         assert_eq!(ring.keys().len(), 1);
     }
@@ -1060,7 +1288,7 @@ mod tests {
     fn malformed_key_files_are_refused_with_their_name() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("broken.pem"), "not a key").unwrap();
-        let err = load(dir.path(), NOW, KeyPolicy::default())
+        let err = load(dir.path(), NOW, KeyPolicy::default(), None)
             .err()
             .unwrap()
             .to_string();

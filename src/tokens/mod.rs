@@ -13,6 +13,7 @@ pub mod opaque;
 
 use std::sync::{Arc, RwLock};
 
+use aws_lc_rs::signature::ParsedPublicKey;
 use serde::Serialize;
 
 pub use claims::{
@@ -161,32 +162,42 @@ impl TokenIssuer {
 
     /// Signs an access token: RS256, `typ: at+jwt`, `kid` of the signing key.
     pub fn sign_access(&self, claims: &AccessClaims) -> Result<String, TokenError> {
-        self.sign(Some(ACCESS_TOKEN_TYP), claims)
+        self.sign(Some(ACCESS_TOKEN_TYP), claims, claims.iat)
     }
 
     /// Signs an ID token: RS256, `typ: JWT`, `kid` of the signing key.
     pub fn sign_id(&self, claims: &IdClaims) -> Result<String, TokenError> {
-        self.sign(Some("JWT"), claims)
+        self.sign(Some("JWT"), claims, claims.iat)
     }
 
     /// Signs a logout token: RS256, `typ: logout+jwt`, `kid` of the signing key.
     pub fn sign_logout(&self, claims: &LogoutClaims) -> Result<String, TokenError> {
-        self.sign(Some(LOGOUT_TOKEN_TYP), claims)
+        self.sign(Some(LOGOUT_TOKEN_TYP), claims, claims.iat)
     }
 
-    /// The JWS Compact Serialization of `claims`, signed with the ring's signing key.
-    fn sign<T: Serialize>(&self, typ: Option<&str>, claims: &T) -> Result<String, TokenError> {
+    /// The JWS Compact Serialization of `claims`, signed with the key that signs at `now`
+    /// (the token's `iat`).
+    fn sign<T: Serialize>(
+        &self,
+        typ: Option<&str>,
+        claims: &T,
+        now: i64,
+    ) -> Result<String, TokenError> {
         let ring = self.keys.current();
-        let (kid, key) = ring.signing();
+        let (kid, key) = ring.signing(now);
         jws::sign(key, kid, typ, claims).map_err(TokenError::from)
     }
 
     /// What an ID token this issuer signed says of its login — an expired one too, as OIDC
     /// RP-Initiated Logout 1.0 §2 allows for `id_token_hint`.
     pub fn id_token_hint(&self, token: &str) -> Result<IdTokenHint, TokenError> {
-        self.decode::<IdClaims>(token, |typ| {
-            !is_access_token_typ(typ) && !typ.eq_ignore_ascii_case(LOGOUT_TOKEN_TYP)
-        })
+        // Signed by any key still in the keys dir: an old login's hint may come after its key
+        // left the JWKS. (It grants nothing; it names the login to end.)
+        self.decode::<IdClaims>(
+            token,
+            |typ| !is_access_token_typ(typ) && !typ.eq_ignore_ascii_case(LOGOUT_TOKEN_TYP),
+            KeyRing::any_key,
+        )
         .map(|(claims, _)| IdTokenHint {
             aud: claims.aud,
             sub: claims.sub,
@@ -206,7 +217,11 @@ impl TokenIssuer {
         let claims = match known {
             Some((_, claims)) => claims,
             None => {
-                let (claims, kid) = self.decode::<AccessClaims>(token, is_access_token_typ)?;
+                let (claims, kid) = self.decode::<AccessClaims>(
+                    token,
+                    is_access_token_typ,
+                    KeyRing::verifying_key,
+                )?;
                 self.verified.insert(token, kid, &claims);
                 claims
             }
@@ -235,6 +250,7 @@ impl TokenIssuer {
         &self,
         token: &str,
         typ_ok: impl Fn(&str) -> bool,
+        key_of: for<'r> fn(&'r KeyRing, &str) -> Option<&'r ParsedPublicKey>,
     ) -> Result<(T, String), TokenError> {
         let jws = jws::parse(token)?;
         if !typ_ok(jws.typ()) {
@@ -243,7 +259,7 @@ impl TokenIssuer {
         let ring = self.keys.current();
         let (kid, key) = jws
             .kid()
-            .and_then(|kid| ring.verifying_key(kid).map(|key| (kid.to_owned(), key)))
+            .and_then(|kid| key_of(&ring, kid).map(|key| (kid.to_owned(), key)))
             .ok_or(TokenError::UnknownKey)?;
         let claims: T = jws.verify(key)?;
         if claims.iss() != self.issuer {
@@ -378,7 +394,7 @@ mod tests {
     fn headers_we_do_not_understand_are_refused_even_when_the_signature_is_ours() {
         let issuer = issuer();
         let ring = issuer.keys().current();
-        let (kid, key) = ring.signing();
+        let (kid, key) = ring.signing(0);
         let claims = serde_json::json!({
             "iss": "https://id.example", "sub": "u", "aud": "api", "exp": 2_000_000_000_i64,
             "iat": 1_000_000_000_i64, "jti": "j", "client_id": "c", "scope": "openid",
@@ -486,6 +502,41 @@ mod tests {
         assert_eq!(
             issuer.verify_access(&token, 1_500_000_000).err(),
             Some(TokenError::UnknownKey)
+        );
+    }
+
+    /// An `id_token_hint` signed by a key that has left the JWKS (its file still in the dir)
+    /// still names its login, as RP-Initiated Logout 1.0 §2 lets it be expired; an access
+    /// token of that key is refused.
+    #[test]
+    fn a_hint_outlives_its_keys_publication_but_an_access_token_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = keys::KeyPolicy {
+            retire_after: Some(60),
+            schedule: None,
+        };
+        let keys = Keys::new(keys::load_or_generate(dir.path(), 1_000, policy).unwrap());
+        let issuer = TokenIssuer::new("https://id.example".into(), keys.clone());
+        let id: IdClaims = serde_json::from_value(serde_json::json!({
+            "iss": "https://id.example", "sub": "u", "aud": "rp", "exp": 1_100, "iat": 1_000,
+            "auth_time": 1_000, "at_hash": "x", "sid": "s",
+        }))
+        .unwrap();
+        let hint = issuer.sign_id(&id).unwrap();
+        let mut access = claims();
+        access.iat = 1_000;
+        access.exp = 5_000;
+        let token = issuer.sign_access(&access).unwrap();
+        keys::generate(dir.path(), 2_000).unwrap();
+        keys.replace(keys::load(dir.path(), 3_000, policy, None).unwrap());
+        assert_eq!(
+            issuer.verify_access(&token, 3_000).err(),
+            Some(TokenError::UnknownKey),
+            "out of the JWKS: grants nothing"
+        );
+        assert_eq!(
+            issuer.id_token_hint(&hint).unwrap().sid.as_deref(),
+            Some("s")
         );
     }
 

@@ -289,7 +289,11 @@ async fn keys_rotate_publishes_a_key_an_hour_before_it_signs() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--now"), "{}", stderr(&out));
 
+    // The command reads the system clock (the server's has not moved yet): the new key
+    // signs from an hour after a moment between these two.
+    let before = clock.now();
     let out = ferrid_cli(app.dir.path(), &["keys", "rotate"], "");
+    let after = clock.now();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).starts_with("new staged key"),
@@ -324,8 +328,16 @@ async fn keys_rotate_publishes_a_key_an_hour_before_it_signs() {
     assert!(switched, "the staged key signs after an hour");
     assert!(kids(&app.get_json("/jwks.json").await).contains(&old_kid));
 
-    // 15m tokens + 5m JWKS max-age + reloads + a minute later, the old key leaves.
-    clock.advance(15 * 60 + 5 * 60 + 2 + 60 + 5);
+    // 15m tokens + 5m JWKS max-age + two reloads (1 s each) + a minute after the new key
+    // started, the old key leaves — not before (5 s before, with real seconds passing).
+    let retire_after = 15 * 60 + 5 * 60 + 2 + 60;
+    clock.advance(before + HOUR + retire_after - 5 - clock.now());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        kids(&app.get_json("/jwks.json").await).contains(&old_kid),
+        "still published just before its time"
+    );
+    clock.advance(after + HOUR + retire_after - clock.now());
     let left = app
         .eventually(Duration::from_secs(10), || async {
             kids(&app.get_json("/jwks.json").await) == [new_kid.clone()]

@@ -13,9 +13,11 @@
 //! successor is kept sealed under a key derived from the rotated token
 //! ([`opaque::seal_successor`]), so only a holder of that token can read it. Reuse detection
 //! stays: a third presentation, a presentation after the window, or one after the
-//! successor was used is a replay as without the window (RFC 9700 §4.14.2). A thief with the
-//! rotated token gains, within the window, what the client has — the same successor, whose
-//! next use by either of them exposes the theft — and one access token.
+//! successor was used is a replay as without the window (RFC 9700 §4.14.2), and a token that
+//! was handed out twice cannot itself be retried. A thief with the rotated token gains, within
+//! the window, what the client has — the same successor, plus one set of access and ID tokens;
+//! the first use of that successor exposes nothing, but the second (by the other holder) is a
+//! replay and ends the family.
 
 use super::super::scope;
 use super::{Login, OAuth, OAuthError, TokenResponse};
@@ -44,20 +46,28 @@ impl OAuth {
             return Err(OAuthError::InvalidGrant(INVALID));
         };
         if record.used_at.is_some() {
-            if let Some(sealed) = self
-                .claim_retry(client, &user, &record, &presented_hash, now)
-                .await?
-            {
-                return self.answer_retry(
-                    client,
-                    &user,
-                    &record.family,
-                    requested.as_ref(),
-                    presented,
-                    &presented_hash,
-                    &sealed,
-                    now,
-                );
+            if self.may_retry(client, &user, &record, now) {
+                let family = &record.family;
+                // Tokens first: once the sealed successor is taken, nothing may fail.
+                let granted =
+                    scope::grant_for_refresh(requested.as_ref(), &family.scopes, client, &user)?;
+                let mut response =
+                    self.mint_for_user(client, &user, &granted, login_of(family), now)?;
+                if let Some(sealed) = self
+                    .store
+                    .claim_refresh_retry(
+                        &presented_hash,
+                        &family.id,
+                        now - self.retry_window(),
+                        now,
+                    )
+                    .await?
+                {
+                    let successor = open_or_refuse(family, presented, &presented_hash, &sealed)?;
+                    log_retry(self, family, client);
+                    response.refresh_token = Some(successor);
+                    return Ok(response);
+                }
             }
             // A replay, whoever presents it and whatever else it asks for.
             self.store
@@ -76,12 +86,7 @@ impl OAuth {
 
         // Sign first: once the rotation commits, the old token is spent, so nothing may fail
         // after it. Tokens of a refused rotation are simply dropped.
-        let login = Login {
-            auth_time: family.auth_time,
-            sid: Some(&family.id),
-            nonce: None,
-        };
-        let mut response = self.mint_for_user(client, &user, &granted, login, now)?;
+        let mut response = self.mint_for_user(client, &user, &granted, login_of(family), now)?;
         let successor = opaque::random_token()?;
         let retry = match self.retry_window() {
             0 => None,
@@ -131,53 +136,25 @@ impl OAuth {
         self.lifetimes.refresh_retry_window.as_secs() as i64
     }
 
-    /// A used token presented again: its sealed successor if this is the first retry within
-    /// the window, by the client it was issued to, of a family still live for its user.
-    async fn claim_retry(
-        &self,
-        client: &Client,
-        user: &User,
-        record: &RefreshRecord,
-        presented_hash: &str,
-        now: i64,
-    ) -> Result<Option<String>, OAuthError> {
+    /// Whether a used token presented again may be a retry: within the window after its
+    /// rotation, by the client it was issued to, of a family still live for its user. (The
+    /// store then hands out the sealed successor once, if it is unused.)
+    fn may_retry(&self, client: &Client, user: &User, record: &RefreshRecord, now: i64) -> bool {
         let window = self.retry_window();
         let family = &record.family;
-        let within = record.used_at.is_some_and(|used| now - used <= window);
-        if window == 0 || !within || family.client_id != client.id || !family.is_live_for(user, now)
-        {
-            return Ok(None);
-        }
-        Ok(self
-            .store
-            .claim_refresh_retry(presented_hash, &family.id, now - window, now)
-            .await?)
+        window > 0
+            && record.used_at.is_some_and(|used| now - used <= window)
+            && family.client_id == client.id
+            && family.is_live_for(user, now)
     }
+}
 
-    /// The answer to a retry: fresh tokens, and the successor the lost answer carried.
-    #[allow(clippy::too_many_arguments)]
-    fn answer_retry(
-        &self,
-        client: &Client,
-        user: &User,
-        family: &RefreshFamily,
-        requested: Option<&crate::model::ScopeSet>,
-        presented: &str,
-        presented_hash: &str,
-        sealed: &str,
-        now: i64,
-    ) -> Result<TokenResponse, OAuthError> {
-        let successor = open_or_refuse(family, presented, presented_hash, sealed)?;
-        let granted = scope::grant_for_refresh(requested, &family.scopes, client, user)?;
-        let login = Login {
-            auth_time: family.auth_time,
-            sid: Some(&family.id),
-            nonce: None,
-        };
-        let mut response = self.mint_for_user(client, user, &granted, login, now)?;
-        log_retry(self, family, client);
-        response.refresh_token = Some(successor);
-        Ok(response)
+/// The login a family's tokens carry.
+fn login_of(family: &RefreshFamily) -> Login<'_> {
+    Login {
+        auth_time: family.auth_time,
+        sid: Some(&family.id),
+        nonce: None,
     }
 }
 
