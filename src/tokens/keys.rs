@@ -1154,14 +1154,13 @@ mod tests {
             .unwrap();
         let ours = generate(dir.path(), NOW - 2 * 24 * HOUR).unwrap();
         generate(dir.path(), NOW - 24 * HOUR).unwrap();
+        let on_disk = || -> Vec<String> {
+            let ring = load(dir.path(), NOW, KeyPolicy::default(), None).unwrap();
+            ring.keys().iter().map(|k| k.kid.clone()).collect()
+        };
         // `ours` was superseded a day ago, left the JWKS 4 h ago: not yet deleted.
         assert!(rotate_if_due(dir.path(), NOW, policy).unwrap().is_some());
-        let kids: Vec<String> = load(dir.path(), NOW, KeyPolicy::default(), None)
-            .unwrap()
-            .keys()
-            .iter()
-            .map(|k| k.kid.clone())
-            .collect();
+        let kids = on_disk();
         assert!(kids.contains(&ours) && kids.contains(&mine), "{kids:?}");
         // A day later (out of the JWKS for 20 h more) it goes; the operator's file stays.
         assert!(
