@@ -154,9 +154,18 @@ pub fn parse_retry_window(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// Parses `--key-publish-ahead`: a duration of at least [`MIN_PUBLISH_AHEAD_SECS`].
+/// The longest `--key-publish-ahead` (30 days): more is a mistake, not a plan.
+pub const MAX_PUBLISH_AHEAD_SECS: u64 = 30 * 86_400;
+
+/// Parses `--key-publish-ahead`: from [`MIN_PUBLISH_AHEAD_SECS`] to [`MAX_PUBLISH_AHEAD_SECS`].
 pub fn parse_publish_ahead(s: &str) -> Result<Duration, String> {
     let d = parse_ttl(s)?;
+    if d.as_secs() > MAX_PUBLISH_AHEAD_SECS {
+        return Err(format!(
+            "at most {}d: a staged key sits unused in the JWKS until then",
+            MAX_PUBLISH_AHEAD_SECS / 86_400
+        ));
+    }
     if (d.as_secs() as i64) < MIN_PUBLISH_AHEAD_SECS {
         return Err(format!(
             "a new key must be published at least {}s ahead: resource servers may cache the \
@@ -343,6 +352,11 @@ mod tests {
     #[test]
     fn keys_are_published_ahead_long_enough_and_rotated_no_faster_than_that() {
         assert!(parse_publish_ahead("1h").is_ok());
+        assert!(
+            parse_publish_ahead("100000y")
+                .unwrap_err()
+                .contains("at most 30d")
+        );
         let short = parse_publish_ahead("1m").unwrap_err();
         assert!(short.contains("--now"), "{short}");
         let hour = Duration::from_secs(3600);

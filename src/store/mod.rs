@@ -127,6 +127,8 @@ pub struct Store {
     clients: Arc<batch::Batcher<String, crate::model::Client>>,
     refresh_records: Arc<batch::Batcher<String, (RefreshRecord, crate::model::User)>>,
     rotations: refresh_tokens::Rotations,
+    /// The statements themselves, for the rare ones that are not batched.
+    statements: Arc<Statements>,
     faults: Arc<faults::Faults>,
     health: Arc<health::Health>,
     metrics: Arc<Metrics>,
@@ -139,6 +141,12 @@ struct Statements {
     pool: Pool,
     faults: Arc<faults::Faults>,
     metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Statements {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Statements")
+    }
 }
 
 /// A [`batch::Batcher`] running `statement` (a method of [`Statements`]) on `statements`.
@@ -269,6 +277,7 @@ impl Store {
             clients,
             refresh_records,
             rotations,
+            statements,
             faults,
             health: Arc::default(),
             metrics,

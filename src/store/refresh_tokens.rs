@@ -604,13 +604,9 @@ impl Store {
         rotated_since: i64,
         now: i64,
     ) -> Result<Option<String>, StoreError> {
-        super::Statements {
-            pool: self.pool.clone(),
-            faults: self.faults.clone(),
-            metrics: self.metrics.clone(),
-        }
-        .claim_retry(token_hash, family_id, rotated_since, now)
-        .await
+        self.statements
+            .claim_retry(token_hash, family_id, rotated_since, now)
+            .await
     }
 
     /// Revokes a family (RFC 7009 §2.1: revoking a refresh token revokes its family).

@@ -434,20 +434,14 @@ fn decide_states(
     policy: KeyPolicy,
     previous: Option<&SignedUntil>,
 ) -> usize {
-    let started: Vec<usize> = (0..keys.len())
-        .filter(|&i| keys[i].signs_from <= now)
-        .collect();
-    let signing = match started.last() {
-        Some(&i) => i,
-        None => {
-            tracing::warn!(
-                "no signing key has reached its start time; signing with the earliest staged key"
-            );
-            (0..keys.len())
-                .min_by_key(|&i| keys[i].signs_from)
-                .unwrap_or(0)
-        }
-    };
+    // Sorted by start: the keys whose start has come are a prefix.
+    let started = keys.partition_point(|k| k.signs_from <= now);
+    let signing = started.checked_sub(1).unwrap_or_else(|| {
+        tracing::warn!(
+            "no signing key has reached its start time; signing with the earliest staged key"
+        );
+        0
+    });
     for i in 0..keys.len() {
         let signs_from = keys[i].signs_from;
         keys[i].state = if i == signing {
@@ -457,9 +451,8 @@ fn decide_states(
         } else if signs_from > now {
             KeyState::Staged { signs_from }
         } else {
-            // Started, and not the signer: a later-sorting started key superseded it.
-            let next = started.iter().find(|&&j| j > i).copied().unwrap_or(signing);
-            let mut superseded = keys[next].signs_from.clamp(signs_from, now);
+            // Started before the signer: the key that started next superseded it.
+            let mut superseded = keys[i + 1].signs_from.clamp(signs_from, now);
             if let Some(p) = previous.filter(|p| p.kid == keys[i].kid) {
                 superseded = superseded.max(p.until.min(now));
             }

@@ -225,3 +225,46 @@ async fn two_concurrent_presentations_never_get_two_successors() {
         refreshed(&api, &won[0]).await;
     }
 }
+
+/// A burst of presentations of one token (a thief racing the client, a client looping): one
+/// rotation and at most one retry, all answers carrying the same successor; the rest are
+/// replays, which end the family.
+#[tokio::test]
+async fn a_burst_of_presentations_of_one_token_never_yields_two_successors() {
+    let app = spawn(5).await;
+    let api = client(&app);
+    let r1 = first_refresh_token(&app).await;
+    let answers = futures_util::future::join_all((0..10).map(|_| api.refresh(&r1, None))).await;
+    let won: Vec<String> = answers
+        .iter()
+        .filter(|(status, _)| *status == 200)
+        .map(|(_, body)| field(body, "refresh_token"))
+        .collect();
+    assert!(!won.is_empty() && won.len() <= 2, "{won:?}");
+    assert!(won.iter().all(|t| *t == won[0]), "one successor: {won:?}");
+    for (status, body) in &answers {
+        assert!(
+            *status == 200 || body["error"] == "invalid_grant",
+            "{status} {body}"
+        );
+    }
+    // More than two presentations: replays, so the family has ended.
+    refused(&api, &won[0]).await;
+}
+
+/// A password change ends the session: a retry after it gets nothing, however soon.
+#[tokio::test]
+async fn after_a_password_change_a_retry_gets_nothing() {
+    let app = spawn(5).await;
+    let api = client(&app);
+    let r1 = first_refresh_token(&app).await;
+    let r2 = field(&refreshed(&api, &r1).await, "refresh_token");
+    let out = crate::support::ferrid_cli(
+        app.dir.path(),
+        &["user", "passwd", USER],
+        "a brand new password\n",
+    );
+    assert!(out.status.success(), "{}", crate::support::stderr(&out));
+    refused(&api, &r1).await;
+    refused(&api, &r2).await;
+}
